@@ -1,0 +1,1 @@
+"""Engine pieces: distributed set-up, checkpoint compatibility, loops."""
