@@ -1,1 +1,12 @@
-"""projects.aerialworld.transforms."""
+"""projects.aerialworld.transforms: loading, augmentation and packing."""
+from .augmentation import RandomFlipOccupancy, mirror_poses_y
+from .formatting import PackOccupancyInputs
+from .loading import (InvalidSampleError, LoadLidarSequence,
+                      LoadOccupancySequence, LoadPoseSequence,
+                      pose_from_json_dict)
+
+__all__ = [
+    'InvalidSampleError', 'LoadOccupancySequence', 'LoadPoseSequence',
+    'LoadLidarSequence', 'PackOccupancyInputs', 'RandomFlipOccupancy',
+    'mirror_poses_y', 'pose_from_json_dict'
+]

@@ -1,1 +1,14 @@
-"""projects.common.losses."""
+"""Shared losses, registered in :data:`projects.registry.MODELS`.
+
+Occupancy: :class:`OccupancyFocalLoss`, :class:`OccupancyDiceLoss`, :class:`MeanMatchingLoss`.
+Tokens: :class:`TokenCrossEntropyLoss`, :class:`VQCodebookLoss`.
+Regression losses (pose L1 / SmoothL1 / L2) are taken from MMDetection in configs, e.g.
+``dict(type='mmdet.SmoothL1Loss')``.
+"""
+from .occupancy_losses import MeanMatchingLoss, OccupancyDiceLoss, OccupancyFocalLoss
+from .token_losses import TokenCrossEntropyLoss, VQCodebookLoss
+
+__all__ = [
+    'OccupancyFocalLoss', 'OccupancyDiceLoss', 'MeanMatchingLoss', 'TokenCrossEntropyLoss',
+    'VQCodebookLoss'
+]

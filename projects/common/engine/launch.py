@@ -1,0 +1,121 @@
+"""Shared set-up of ``tools/train.py`` and ``tools/test.py``.
+
+Turns command-line flags into MMEngine config keys, prepares distributed training without
+CUDA, and picks the mixed-precision wrapper for the device.
+"""
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction  # noqa: F401  (re-exported for the tools)
+
+from .dist import init_cpu_distributed
+
+__all__ = ['prepare_launcher', 'apply_amp', 'default_work_dir', 'ConfigFlagError',
+           'set_by_path']
+
+
+class ConfigFlagError(ValueError):
+    """A command-line flag cannot be mapped onto the config (the message names both)."""
+
+
+def default_work_dir(config_path):
+    """Return ``work_dirs/<config file stem>`` (MMEngine convention).
+
+    Args:
+        config_path (str): path of the config file.
+
+    Returns:
+        str: the default work directory.
+    """
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def set_by_path(cfg, dotted_key, value, must_exist=True):
+    """Set ``cfg`` key ``a.b.c`` to ``value``.
+
+    Args:
+        cfg (Config): the config.
+        dotted_key (str): dotted key path.
+        value: new value.
+        must_exist (bool): raise when a parent of the key is missing.
+
+    Raises:
+        ConfigFlagError: when ``must_exist`` and a parent key is missing.
+    """
+    node = cfg
+    parts = dotted_key.split('.')
+    for part in parts[:-1]:
+        if part not in node or node[part] is None:
+            if must_exist:
+                raise ConfigFlagError(f'config has no `{dotted_key}` (missing `{part}`)')
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def prepare_launcher(cfg, launcher):
+    """Configure distributed execution for ``launcher``.
+
+    For ``launcher='pytorch'`` without CUDA, a gloo process group is created here (before the
+    Runner, which then skips MMEngine's CUDA-only ``init_dist``) and the dist backend is set to
+    gloo. In all distributed cases the model wrapper defaults to
+    :class:`~projects.common.engine.DeviceAgnosticDDP`, which keeps MMEngine's behaviour on CUDA
+    and drops ``device_ids`` on the CPU.
+
+    Args:
+        cfg (Config): config, modified in place.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='DeviceAgnosticDDP')
+    if wrapper.get('type', 'MMDistributedDataParallel') in ('MMDistributedDataParallel',
+                                                            'DeviceAgnosticDDP'):
+        wrapper['type'] = 'DeviceAgnosticDDP'
+    cfg.model_wrapper_cfg = wrapper
+    if not torch.cuda.is_available():
+        env_cfg = cfg.get('env_cfg') or {}
+        env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        cfg.env_cfg = env_cfg
+        if launcher == 'pytorch':
+            init_cpu_distributed(timeout_s=cfg.env_cfg['dist_cfg'].get('timeout', 1800))
+
+
+def apply_amp(cfg):
+    """Switch the optimizer wrapper to mixed precision for the available device.
+
+    CUDA: MMEngine's ``AmpOptimWrapper`` with dynamic loss scaling (float16, or bfloat16 when
+    the config sets ``optim_wrapper.dtype``). CPU: ``CPUBf16OptimWrapper`` (bfloat16 autocast;
+    ``AmpOptimWrapper`` asserts a GPU), announced with a message.
+
+    Args:
+        cfg (Config): config, modified in place.
+
+    Returns:
+        str: a one-line description of what was chosen (for the log).
+
+    Raises:
+        ConfigFlagError: if the config has no ``optim_wrapper``.
+    """
+    if 'optim_wrapper' not in cfg:
+        raise ConfigFlagError('--amp needs an `optim_wrapper` in the config')
+    optim = cfg.optim_wrapper
+    current = optim.get('type', 'OptimWrapper')
+    if current not in ('OptimWrapper', 'AmpOptimWrapper', 'CPUBf16OptimWrapper'):
+        raise ConfigFlagError(f'--amp: cannot convert optim_wrapper.type={current!r}')
+    if torch.cuda.is_available():
+        optim.type = 'AmpOptimWrapper'
+        optim.setdefault('loss_scale', 'dynamic')
+        return 'AMP: AmpOptimWrapper (CUDA autocast, dynamic loss scale)'
+    optim.type = 'CPUBf16OptimWrapper'
+    optim.pop('loss_scale', None)
+    optim.pop('dtype', None)
+    return ('AMP: no CUDA device; AmpOptimWrapper needs a GPU, using CPUBf16OptimWrapper '
+            '(bfloat16 autocast on the CPU)')
+
+
+def local_rank():
+    """Return ``LOCAL_RANK`` from the environment (0 when unset)."""
+    return int(os.environ.get('LOCAL_RANK', 0))

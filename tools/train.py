@@ -1,0 +1,153 @@
+"""Train a model with MMEngine's Runner.
+
+Usage:
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+    Aliases for seed users: --batch-size, --epochs, --max-iters, --lr, --seed, --deterministic,
+        --resume-from CKPT, --load-from CKPT, --eval-only, --wandb, --compile.
+
+Distributed: ``tools/dist_train.sh CONFIG NUM_PROCS [args]`` (gloo on CPU-only machines).
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root, for `projects`
+
+import projects  # noqa: E402
+from projects.common.engine.launch import (ConfigFlagError, apply_amp, default_work_dir,  # noqa: E402
+                                           prepare_launcher, set_by_path)
+
+
+def parse_args(argv=None):
+    """Parse the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description='Train a model (mmembodied)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir '
+                        'when no path is given')
+    parser.add_argument('--resume-from', help='alias of --resume CKPT')
+    parser.add_argument('--load-from', help='initialise weights from CKPT (no optimizer state)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (AmpOptimWrapper on CUDA, bf16 autocast on CPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the LR by total batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--batch-size', type=int, help='per-process batch size')
+    parser.add_argument('--epochs', type=int, help='number of epochs (epoch-based configs)')
+    parser.add_argument('--max-iters', type=int, help='number of iterations (iter-based configs)')
+    parser.add_argument('--lr', type=float, help='base learning rate (optim_wrapper.optimizer.lr)')
+    parser.add_argument('--seed', type=int, help='random seed')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='deterministic algorithms (randomness.deterministic=True)')
+    parser.add_argument('--eval-only', action='store_true',
+                        help='only evaluate the loaded/resumed checkpoint on the val set')
+    parser.add_argument('--wandb', action='store_true', help='also log to Weights & Biases')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=10')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def apply_aliases(cfg, args):
+    """Map the seed-compatible flags onto config keys.
+
+    Raises:
+        ConfigFlagError: when a flag does not fit the config (e.g. ``--epochs`` for an
+            iteration-based loop).
+    """
+    if args.batch_size is not None:
+        set_by_path(cfg, 'train_dataloader.batch_size', args.batch_size)
+    loop_type = cfg.get('train_cfg', {}).get('type', '')
+    by_epoch = cfg.get('train_cfg', {}).get('by_epoch', 'Epoch' in loop_type)
+    if args.epochs is not None:
+        if not by_epoch:
+            raise ConfigFlagError(f'--epochs: {args.config} trains by iterations '
+                                  f'(train_cfg={dict(cfg.train_cfg)}); use --max-iters')
+        set_by_path(cfg, 'train_cfg.max_epochs', args.epochs)
+    if args.max_iters is not None:
+        if by_epoch:
+            raise ConfigFlagError(f'--max-iters: {args.config} trains by epochs; use --epochs')
+        set_by_path(cfg, 'train_cfg.max_iters', args.max_iters)
+    if args.lr is not None:
+        set_by_path(cfg, 'optim_wrapper.optimizer.lr', args.lr)
+    if args.seed is not None:
+        set_by_path(cfg, 'randomness.seed', args.seed, must_exist=False)
+    if args.deterministic:
+        set_by_path(cfg, 'randomness.deterministic', True, must_exist=False)
+    if args.wandb:
+        vis = cfg.get('visualizer')
+        if vis is None:
+            raise ConfigFlagError('--wandb: the config has no `visualizer`')
+        backends = list(vis.get('vis_backends', []))
+        if not any(b.get('type') == 'WandbVisBackend' for b in backends):
+            backends.append(dict(type='WandbVisBackend'))
+        vis.vis_backends = backends
+    if args.compile:
+        cfg.compile = True
+    resume = args.resume_from or args.resume
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise ConfigFlagError(f'--resume: checkpoint {resume!r} does not exist')
+        cfg.resume, cfg.load_from = True, resume
+    if args.load_from is not None:
+        if not osp.isfile(args.load_from):
+            raise ConfigFlagError(f'--load-from: checkpoint {args.load_from!r} does not exist')
+        cfg.load_from = args.load_from
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise ConfigFlagError('--auto-scale-lr needs `auto_scale_lr.base_batch_size` in '
+                                  f'{args.config}')
+        cfg.auto_scale_lr.enable = True
+
+
+def main(argv=None):
+    """Build the Runner from the config and train (or only evaluate with --eval-only)."""
+    args = parse_args(argv)
+    projects.register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    try:
+        apply_aliases(cfg, args)
+        if args.amp:
+            print_log(apply_amp(cfg), logger='current', level=logging.WARNING)
+    except ConfigFlagError as err:
+        sys.exit(f'tools/train.py: error: {err}')
+    if args.eval_only:
+        # Evaluate weights only: a resume target becomes `load_from` (no optimizer state).
+        if cfg.get('resume') and not cfg.get('load_from'):
+            from mmengine.runner import find_latest_checkpoint
+            cfg.load_from = find_latest_checkpoint(cfg.work_dir)
+        cfg.resume = False
+        if not cfg.get('load_from'):
+            sys.exit('tools/train.py: error: --eval-only needs a checkpoint: --load-from CKPT, '
+                     '--resume-from CKPT, or --resume with a checkpoint in the work dir')
+    prepare_launcher(cfg, args.launcher)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.eval_only:
+        runner.val()  # Runner.val() loads `load_from` itself
+        return runner
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
