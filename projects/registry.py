@@ -36,10 +36,12 @@ _MODEL_LOCATIONS = [
     'projects.common.losses',
     'projects.aerialworld.models',
     'projects.aerialworld.models.data_preprocessor',
+    'projects.common.losses.trajectory_losses',
+    'projects.drive_distill.models',
 ]
-_DATA_LOCATIONS = ['projects.aerialworld.datasets']
-_TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms']
-_METRIC_LOCATIONS = ['projects.common.metrics']
+_DATA_LOCATIONS = ['projects.aerialworld.datasets', 'projects.drive_distill.datasets']
+_TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_distill.transforms']
+_METRIC_LOCATIONS = ['projects.common.metrics', 'projects.common.metrics.trajectory_metric']
 _HOOK_LOCATIONS = ['projects.common.hooks']
 _ENGINE_LOCATIONS = ['projects.common.engine']
 

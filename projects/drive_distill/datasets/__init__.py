@@ -1,0 +1,1 @@
+"""projects.drive_distill.datasets."""
