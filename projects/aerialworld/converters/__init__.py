@@ -1,1 +1,30 @@
-"""projects.aerialworld.converters."""
+"""PLATEAU CityGML -> AerialWorld semantic occupancy converter.
+
+Modules: :mod:`.citygml` (robust CityGML reading and validation), :mod:`.geodesy` (pyproj
+local frames), :mod:`.scene` (sites, semantic meshes, global voxel grid, LiDAR ray casting),
+:mod:`.trajectories` (drone / rover trajectories and 13-D poses), :mod:`.plateau_to_occ`
+(pipeline and session / index writer).
+"""
+from .citygml import (CityGMLError, CityGMLReader, CityObject, ParsedCityGML, Polygon3D,
+                      read_citygml)
+from .geodesy import DEFAULT_TARGET_CRS, LocalFrame, project_latlon
+from .plateau_to_occ import (CONVERTER_VERSION, INDEX_FILES, ConverterConfig,
+                             PlateauOccupancyConverter, SessionPlan, config_hash,
+                             convert_plateau, find_gml_files, pose_record, write_frame,
+                             write_index)
+from .scene import (CATEGORY_PRIORITY, GRID_PRESETS, LIDAR_PRESETS, GlobalSemanticGrid,
+                    GridSpec, LidarSimulator, LidarSpec, SceneMesh, SiteObjects,
+                    group_into_sites, triangulate_polygon3d)
+from .trajectories import (DRONE_KINDS, ROVER_KIND, SurfaceModel, Trajectory,
+                           drone_trajectory, rover_trajectory)
+
+__all__ = [
+    'CityGMLError', 'CityGMLReader', 'CityObject', 'ParsedCityGML', 'Polygon3D',
+    'read_citygml', 'DEFAULT_TARGET_CRS', 'LocalFrame', 'project_latlon', 'CONVERTER_VERSION',
+    'INDEX_FILES', 'ConverterConfig', 'PlateauOccupancyConverter', 'SessionPlan',
+    'config_hash', 'convert_plateau', 'find_gml_files', 'pose_record', 'write_frame',
+    'write_index', 'CATEGORY_PRIORITY', 'GRID_PRESETS', 'LIDAR_PRESETS', 'GlobalSemanticGrid',
+    'GridSpec', 'LidarSimulator', 'LidarSpec', 'SceneMesh', 'SiteObjects', 'group_into_sites',
+    'triangulate_polygon3d', 'DRONE_KINDS', 'ROVER_KIND', 'SurfaceModel', 'Trajectory',
+    'drone_trajectory', 'rover_trajectory'
+]

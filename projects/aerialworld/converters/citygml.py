@@ -284,7 +284,7 @@ _OBJECT_KINDS: Dict[str, Tuple[str, bool]] = {
 }
 _CONTAINERS = {'cityObjectMember', 'featureMember', 'member', 'consistsOfBuildingPart',
                'outerBridgeConstruction', 'consistsOfBridgePart', 'reliefComponent',
-               'CityModel'}
+               'ReliefFeature', 'CityModel'}
 
 
 def _lod_of(name: str) -> Optional[int]:

@@ -1,0 +1,559 @@
+"""PLATEAU CityGML -> AerialWorld occupancy sessions (pipeline and writer).
+
+Usage (see ``tools/data_converter/plateau_to_occ.py`` for the CLI)::
+
+    cfg = ConverterConfig(grid='tokyo', num_drone_sessions=6, num_rover_sessions=2)
+    summary = convert_plateau(['data/plateau/ota_haneda'], 'data/tokyo', cfg)
+
+Steps: read every ``*.gml`` of the tile folders (identical files shared by several tiles are
+read once), group the objects into sites (:func:`.scene.group_into_sites`), triangulate each
+site (:class:`.scene.SceneMesh`), plan sessions (drone survey / orbit / random walk at several
+altitudes, rovers on the roads), simulate their trajectories, voxelise every site once for the
+output grid (:class:`.scene.GlobalSemanticGrid`), then for every frame gather the ego grid,
+cast a LiDAR sweep and write the session format of the contract
+(``docs/aerialworld_data_and_model_contract.md``) and the two index files
+``aerialworld_infos_{train,val}.pkl``. Sessions are split into train / val by session.
+Everything is deterministic for a given seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.fileio import dump
+
+from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
+from .citygml import CityGMLError, ParsedCityGML, read_citygml
+from .scene import (GRID_PRESETS, LIDAR_PRESETS, GlobalSemanticGrid, GridSpec, LidarSimulator,
+                    LidarSpec, SceneMesh, group_into_sites)
+from .trajectories import (DRONE_KINDS, ROVER_KIND, SurfaceModel, Trajectory,
+                           drone_trajectory, rover_trajectory)
+
+logger = logging.getLogger(__name__)
+
+CONVERTER_VERSION = 'plateau_to_occ/1.0'
+INDEX_FILES = {'train': 'aerialworld_infos_train.pkl', 'val': 'aerialworld_infos_val.pkl'}
+SESSION_PREFIXES = ('drone_', 'rover_')
+
+
+@dataclass
+class ConverterConfig:
+    """Options of the PLATEAU converter (all stored in the index metainfo).
+
+    Attributes:
+        grid (str | dict): a preset name of :data:`.scene.GRID_PRESETS` (``'tokyo'``,
+            ``'test_local'``) or ``dict(point_cloud_range=[6], voxel_size=[3])``.
+        num_drone_sessions (int): drone sessions (kinds cycle survey, orbit, random walk).
+        num_rover_sessions (int): rover sessions (skipped when no site has roads).
+        frames_per_session (int): frames per session (>= 2).
+        frame_rate_hz (float): frames per second (the dense simulation runs at 20 Hz, so
+            20 / frame_rate_hz must be an integer).
+        drone_altitudes (tuple): nominal altitudes above the datum (m); sessions cycle
+            through them (drones climb above obstacles regardless).
+        drone_clearance (float): metres kept above the surface model.
+        lidar (bool): write LiDAR sweeps.
+        lidar_drone (str | dict): a preset of :data:`.scene.LIDAR_PRESETS` or LidarSpec kwargs.
+        lidar_rover (str | dict): same, for rovers.
+        val_fraction (float): share of sessions of each kind put in the val split.
+        seed (int): random seed (trajectories and split).
+        site_gap_m (float): objects farther apart than this form separate sites.
+        dataset_name (str): ``metainfo['dataset']``.
+        xy_resolution (float | None): column size of the global grid (default: voxel size).
+    """
+
+    grid: Union[str, dict] = 'tokyo'
+    num_drone_sessions: int = 6
+    num_rover_sessions: int = 2
+    frames_per_session: int = 20
+    frame_rate_hz: float = 2.0
+    drone_altitudes: Tuple[float, ...] = (20.0, 35.0, 50.0, 70.0, 90.0)
+    drone_clearance: float = 5.0
+    lidar: bool = True
+    lidar_drone: Union[str, dict] = 'drone'
+    lidar_rover: Union[str, dict] = 'rover'
+    val_fraction: float = 0.2
+    seed: int = 0
+    site_gap_m: float = 300.0
+    dataset_name: str = 'tokyo_plateau'
+    xy_resolution: Optional[float] = None
+
+    def grid_spec(self) -> GridSpec:
+        """The output :class:`GridSpec`."""
+        if isinstance(self.grid, str):
+            if self.grid not in GRID_PRESETS:
+                raise ValueError(f'unknown grid preset {self.grid!r}; choose one of '
+                                 f'{sorted(GRID_PRESETS)} or pass point_cloud_range / '
+                                 'voxel_size')
+            return GRID_PRESETS[self.grid]
+        return GridSpec(tuple(float(v) for v in self.grid['point_cloud_range']),
+                        tuple(float(v) for v in self.grid['voxel_size']))
+
+    def lidar_spec(self, which: str) -> LidarSpec:
+        """LiDAR of ``'drone'`` or ``'rover'`` sessions."""
+        spec = self.lidar_drone if which == 'drone' else self.lidar_rover
+        if isinstance(spec, str):
+            if spec not in LIDAR_PRESETS:
+                raise ValueError(f'unknown LiDAR preset {spec!r}; choose one of '
+                                 f'{sorted(LIDAR_PRESETS)}')
+            return LIDAR_PRESETS[spec]
+        spec = dict(spec)
+        for k in ('elevations_deg', 'mount'):
+            if k in spec:
+                spec[k] = tuple(spec[k])
+        return LidarSpec(**spec)
+
+    def validate(self) -> None:
+        """Raise ValueError on inconsistent options."""
+        if self.frames_per_session < 2:
+            raise ValueError(f'frames_per_session must be >= 2, got {self.frames_per_session}')
+        if self.num_drone_sessions < 0 or self.num_rover_sessions < 0:
+            raise ValueError('session counts must be >= 0')
+        if self.num_drone_sessions + self.num_rover_sessions == 0:
+            raise ValueError('nothing to convert: zero sessions requested')
+        step = 20.0 / self.frame_rate_hz
+        if self.frame_rate_hz <= 0 or abs(step - round(step)) > 1e-6:
+            raise ValueError(f'frame_rate_hz must divide 20 Hz, got {self.frame_rate_hz}')
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
+        if not self.drone_altitudes:
+            raise ValueError('drone_altitudes is empty')
+        self.grid_spec()
+        self.lidar_spec('drone')
+        self.lidar_spec('rover')
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable copy."""
+        d = dataclasses.asdict(self)
+        d['drone_altitudes'] = list(self.drone_altitudes)
+        return d
+
+
+@dataclass
+class SessionPlan:
+    """One session to simulate.
+
+    Attributes:
+        name (str): session folder name (``drone_<kind>_<NNN>`` or ``rover_<NNN>``).
+        kind (str): trajectory kind.
+        site (str): site name.
+        index (int): global session index (seeds its random generator).
+        altitude (float): nominal altitude (drones; 0 for rovers).
+        split (str): ``'train'`` or ``'val'``.
+    """
+
+    name: str
+    kind: str
+    site: str
+    index: int
+    altitude: float = 0.0
+    split: str = 'train'
+
+
+@dataclass
+class Site:
+    """A prepared site: meshes, ray caster and (lazily) the voxel grid."""
+
+    mesh: SceneMesh
+    lidar: LidarSimulator
+    dsm: SurfaceModel
+    grid: Optional[GlobalSemanticGrid] = None
+    prep_seconds: float = 0.0
+
+
+def find_gml_files(tile_dirs: Sequence[str]) -> List[Tuple[str, List[str]]]:
+    """List the CityGML files of tile folders.
+
+    Args:
+        tile_dirs (Sequence[str]): folders holding ``*.gml`` files.
+
+    Returns:
+        list: ``(tile_name, [files sorted])`` per folder.
+
+    Raises:
+        FileNotFoundError: a folder is missing or holds no ``.gml`` file (named).
+    """
+    out = []
+    for d in tile_dirs:
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f'PLATEAU tile folder not found: {d}')
+        files = sorted(glob.glob(os.path.join(d, '*.gml')))
+        if not files:
+            raise FileNotFoundError(f'no .gml file in PLATEAU tile folder {d}')
+        out.append((os.path.basename(os.path.normpath(d)), files))
+    return out
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_hash(cfg: ConverterConfig, tile_dirs: Sequence[str]) -> str:
+    """Hash of the converter version, the options and the content of the input files.
+
+    Args:
+        cfg (ConverterConfig): options.
+        tile_dirs (Sequence[str]): input folders.
+
+    Returns:
+        str: hex sha256 (stored as ``metainfo['config_hash']``).
+    """
+    h = hashlib.sha256(CONVERTER_VERSION.encode())
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for tile, files in find_gml_files(tile_dirs):
+        for f in files:
+            h.update(f'{tile}/{os.path.basename(f)}:{_sha256(f)}'.encode())
+    return h.hexdigest()
+
+
+class PlateauOccupancyConverter:
+    """Converts PLATEAU tiles into AerialWorld occupancy sessions.
+
+    Args:
+        tile_dirs (Sequence[str]): folders of CityGML files (one tile each).
+        cfg (ConverterConfig): options.
+
+    Raises:
+        FileNotFoundError / CityGMLError: a missing folder / file or a corrupt file (named).
+    """
+
+    def __init__(self, tile_dirs: Sequence[str], cfg: Optional[ConverterConfig] = None):
+        self.cfg = cfg or ConverterConfig()
+        self.cfg.validate()
+        self.tile_dirs = list(tile_dirs)
+        self.spec = self.cfg.grid_spec()
+        self.sites: 'OrderedDict[str, Site]' = OrderedDict()
+        self.parsed: List[ParsedCityGML] = []
+        self.mesh_seconds = 0.0
+        self._prepare_meshes()
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare_meshes(self) -> None:
+        t0 = time.perf_counter()
+        seen: Dict[str, str] = {}
+        for tile, files in find_gml_files(self.tile_dirs):
+            parsed = []
+            for f in files:
+                digest = _sha256(f)
+                if digest in seen:
+                    logger.info('%s is identical to %s; read once', f, seen[digest])
+                    continue
+                seen[digest] = f
+                parsed.append(read_citygml(f))
+            self.parsed.extend(parsed)
+            for site_objs in group_into_sites(tile, parsed, self.cfg.site_gap_m):
+                mesh = SceneMesh.build(site_objs)
+                area = mesh.flight_area(250.0)
+                dsm = SurfaceModel(*mesh.surface_height_map(area, 1.0), 1.0).dilated(4.0)
+                self.sites[mesh.name] = Site(mesh, LidarSimulator(mesh), dsm)
+        if not self.sites:
+            raise CityGMLError(f'no usable geometry in {self.tile_dirs}')
+        self.mesh_seconds = time.perf_counter() - t0
+        logger.info('mesh preparation: %d site(s) in %.1f s', len(self.sites),
+                    self.mesh_seconds)
+
+    def prepare_grid(self, site_name: str, area: np.ndarray) -> GlobalSemanticGrid:
+        """Voxelise a site once for the output grid over ``area`` (xmin, ymin, xmax, ymax)."""
+        site = self.sites[site_name]
+        t0 = time.perf_counter()
+        site.grid = GlobalSemanticGrid(site.mesh, self.spec, area, self.cfg.xy_resolution)
+        site.prep_seconds = time.perf_counter() - t0
+        return site.grid
+
+    # ------------------------------------------------------------------ planning
+    def plan_sessions(self) -> List[SessionPlan]:
+        """Sessions to simulate (deterministic), with their split.
+
+        Drone sessions cycle through the kinds and are spread over the sites by a smooth
+        weighted round robin (sites with structures weigh 3, others 1); rover sessions go to
+        the sites with roads.
+        """
+        cfg = self.cfg
+        plans: List[SessionPlan] = []
+        weights = {n: (3.0 if s.mesh.structure_categories() else 1.0)
+                   for n, s in self.sites.items()}
+        current = dict.fromkeys(weights, 0.0)
+        total = sum(weights.values())
+        counters: Counter = Counter()
+        for i in range(cfg.num_drone_sessions):
+            for n in current:
+                current[n] += weights[n]
+            site = max(current, key=lambda n: (current[n], -list(current).index(n)))
+            current[site] -= total
+            kind = DRONE_KINDS[i % len(DRONE_KINDS)]
+            alt = cfg.drone_altitudes[(i // len(DRONE_KINDS) + i % len(DRONE_KINDS))
+                                      % len(cfg.drone_altitudes)]
+            name = f'{kind}_{counters[kind]:03d}'
+            counters[kind] += 1
+            plans.append(SessionPlan(name, kind, site, len(plans), float(alt)))
+        road_sites = [n for n, s in self.sites.items() if s.mesh.road_area is not None]
+        if cfg.num_rover_sessions and not road_sites:
+            logger.warning('no site has road polygons: the %d rover session(s) are skipped',
+                           cfg.num_rover_sessions)
+        elif road_sites:
+            for i in range(cfg.num_rover_sessions):
+                name = f'rover_{i:03d}'
+                plans.append(SessionPlan(name, ROVER_KIND, road_sites[i % len(road_sites)],
+                                         len(plans)))
+        self._assign_splits(plans)
+        return plans
+
+    def _assign_splits(self, plans: List[SessionPlan]) -> None:
+        rng = np.random.default_rng([self.cfg.seed, 7919])
+        kinds = sorted({p.kind for p in plans})
+        for kind in kinds:
+            group = [p for p in plans if p.kind == kind]
+            n_val = int(round(self.cfg.val_fraction * len(group)))
+            if self.cfg.val_fraction > 0 and len(group) >= 2:
+                n_val = min(max(n_val, 1), len(group) - 1)
+            else:
+                n_val = 0
+            for j in rng.permutation(len(group))[:n_val]:
+                group[j].split = 'val'
+
+    def simulate(self, plan: SessionPlan) -> Trajectory:
+        """Trajectory of a planned session (deterministic given the seed and the plan)."""
+        cfg = self.cfg
+        site = self.sites[plan.site]
+        rng = np.random.default_rng([cfg.seed, plan.index])
+        if plan.kind == ROVER_KIND:
+            return rover_trajectory(rng, site.mesh.road_area, cfg.frames_per_session,
+                                    cfg.frame_rate_hz, ground_height=site.mesh.ground_height)
+        anchors = site.mesh.anchors if len(site.mesh.anchors) else None
+        return drone_trajectory(plan.kind, rng, site.mesh.flight_area(20.0), plan.altitude,
+                                cfg.frames_per_session, cfg.frame_rate_hz, anchors=anchors,
+                                dsm=site.dsm, clearance=cfg.drone_clearance)
+
+    # ------------------------------------------------------------------ frames
+    def render_frame(self, plan: SessionPlan, traj: Trajectory, i: int
+                     ) -> Tuple[np.ndarray, Optional[np.ndarray], dict]:
+        """Occupancy, LiDAR and pose record of frame ``i`` of a session.
+
+        Returns:
+            tuple: ``occupancy`` (X, Y, Z) uint8, ``lidar`` (N, 4) float32 or None,
+            ``pose`` dict in the contract's JSON layout.
+        """
+        site = self.sites[plan.site]
+        if site.grid is None:
+            raise RuntimeError(f'site {plan.site} has no prepared grid; call prepare_grid')
+        p = traj.positions[i]
+        occ = site.grid.ego_occupancy(p[0], p[1], traj.yaw[i])
+        lidar = None
+        if self.cfg.lidar:
+            spec = self.cfg.lidar_spec('rover' if plan.kind == ROVER_KIND else 'drone')
+            lidar, _ = site.lidar.scan(p, traj.rotation_matrix(i), spec)
+        return occ, lidar, pose_record(traj, i)
+
+    # ------------------------------------------------------------------ writing
+    def convert(self, out_dir: str, overwrite: bool = False) -> dict:
+        """Simulate and write every session and the index files.
+
+        Args:
+            out_dir (str): output folder (created; must be empty unless ``overwrite``).
+            overwrite (bool): remove previous converter outputs in ``out_dir`` first.
+
+        Returns:
+            dict: summary (sessions, frames, seconds, sizes).
+
+        Raises:
+            FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+        """
+        t0 = time.perf_counter()
+        prepare_output_dir(out_dir, overwrite)
+        plans = self.plan_sessions()
+        trajs = {p.name: self.simulate(p) for p in plans}
+        # one-time voxelisation per site, over what its sessions can see
+        radius = self.spec.radius + 2.0
+        prep = 0.0
+        for site_name in self.sites:
+            pos = [trajs[p.name].positions[:, :2] for p in plans if p.site == site_name]
+            if not pos:
+                continue
+            pos = np.concatenate(pos)
+            area = np.concatenate([pos.min(0) - radius, pos.max(0) + radius])
+            self.prepare_grid(site_name, area)
+            prep += self.sites[site_name].prep_seconds
+        t_frames = time.perf_counter()
+        entries = {'train': [], 'val': []}
+        n_frames = 0
+        for plan in plans:
+            traj = trajs[plan.name]
+            for sub in ('occupancy', 'poses') + (('lidar',) if self.cfg.lidar else ()):
+                os.makedirs(os.path.join(out_dir, plan.name, sub), exist_ok=True)
+            for i in range(len(traj)):
+                occ, lidar, pose = self.render_frame(plan, traj, i)
+                entries[plan.split].append(
+                    write_frame(out_dir, plan.name, i, occ, lidar, pose))
+                n_frames += 1
+        frame_seconds = time.perf_counter() - t_frames
+        h = config_hash(self.cfg, self.tile_dirs)
+        for split, data_list in entries.items():
+            data_list.sort(key=lambda e: (e['session'], e['frame_idx']))
+            write_index(os.path.join(out_dir, INDEX_FILES[split]),
+                        self.metainfo(plans, h, split), data_list)
+        summary = dict(
+            out_dir=out_dir, sessions=len(plans),
+            train_sessions=sum(p.split == 'train' for p in plans),
+            val_sessions=sum(p.split == 'val' for p in plans), frames=n_frames,
+            mesh_seconds=round(self.mesh_seconds, 2), grid_seconds=round(prep, 2),
+            frame_seconds=round(frame_seconds, 2),
+            frames_per_second=round(n_frames / max(frame_seconds, 1e-9), 2),
+            total_seconds=round(time.perf_counter() - t0 + self.mesh_seconds, 2),
+            bytes=_dir_size(out_dir), config_hash=h)
+        logger.info('wrote %s', summary)
+        return summary
+
+    def metainfo(self, plans: Sequence[SessionPlan], h: str, split: str) -> dict:
+        """Index ``metainfo`` (contract keys plus provenance)."""
+        spec = self.spec
+        return {
+            'dataset': self.cfg.dataset_name, 'classes': PLATEAU_CLASSES,
+            'free_label': PLATEAU_FREE_LABEL,
+            'point_cloud_range': [float(v) for v in spec.point_cloud_range],
+            'voxel_size': [float(v) for v in spec.voxel_size],
+            'grid_size': list(spec.grid_size), 'z_reference': 'ground',
+            'frame_rate_hz': float(self.cfg.frame_rate_hz), 'version': '1.0',
+            'split': split, 'config_hash': h, 'converter': CONVERTER_VERSION,
+            'converter_config': self.cfg.to_dict(),
+            'sites': {n: dict(s.mesh.frame.to_dict(),
+                              sources=[_tile_relative(f) for f in s.mesh.sources],
+                              ground_synthesized=s.mesh.ground_synthesized)
+                      for n, s in self.sites.items()},
+            'sessions': {p.name: dict(site=p.site, kind=p.kind, split=p.split,
+                                      altitude=p.altitude) for p in plans},
+            'attribution': '出典：国土交通省 PLATEAU (MLIT Japan, PLATEAU open data)',
+        }
+
+
+def pose_record(traj: Trajectory, i: int) -> dict:
+    """The pose JSON of frame ``i`` in the contract's layout.
+
+    Args:
+        traj (Trajectory): the session's trajectory.
+        i (int): frame index.
+
+    Returns:
+        dict: ``pose_13d`` (13 floats), ``timestamp`` (s), ``position`` {x, y, z},
+        ``orientation`` {x, y, z, w}, ``velocity`` {linear {x, y, z}, angular {x, y, z}}.
+    """
+    p = traj.positions[i]
+    q = traj.quaternions[i]
+    v = traj.linear_velocity[i]
+    w = traj.angular_velocity[i]
+    return {
+        'pose_13d': [float(x) for x in traj.poses_13d()[i]],
+        'timestamp': float(traj.timestamps[i]),
+        'position': {'x': float(p[0]), 'y': float(p[1]), 'z': float(p[2])},
+        'orientation': {'x': float(q[1]), 'y': float(q[2]), 'z': float(q[3]),
+                        'w': float(q[0])},
+        'velocity': {'linear': {'x': float(v[0]), 'y': float(v[1]), 'z': float(v[2])},
+                     'angular': {'x': float(w[0]), 'y': float(w[1]), 'z': float(w[2])}},
+    }
+
+
+def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
+                lidar: Optional[np.ndarray], pose: dict) -> dict:
+    """Write one frame's files and return its index entry (paths relative to ``out_dir``).
+
+    Args:
+        out_dir (str): data root.
+        session (str): session name (its folders must exist).
+        i (int): frame index.
+        occ (np.ndarray): (X, Y, Z) uint8 occupancy.
+        lidar (np.ndarray | None): (N, 4) float32 sweep.
+        pose (dict): pose JSON.
+
+    Returns:
+        dict: ``session, frame_idx, timestamp, occ_path, pose_path[, lidar_path]``.
+    """
+    occ_rel = f'{session}/occupancy/{i:06d}_occupancy.npz'
+    pose_rel = f'{session}/poses/{i:06d}.json'
+    np.savez_compressed(os.path.join(out_dir, occ_rel), occupancy=occ.astype(np.uint8))
+    with open(os.path.join(out_dir, pose_rel), 'w') as f:
+        json.dump(pose, f)
+    entry = {'session': session, 'frame_idx': i, 'timestamp': pose['timestamp'],
+             'occ_path': occ_rel, 'pose_path': pose_rel}
+    if lidar is not None:
+        lidar_rel = f'{session}/lidar/{i:06d}_LIDAR.npy'
+        np.save(os.path.join(out_dir, lidar_rel), lidar.astype(np.float32))
+        entry['lidar_path'] = lidar_rel
+    return entry
+
+
+def write_index(path: str, metainfo: dict, data_list: list) -> None:
+    """Write an index file atomically (temporary file + ``os.replace``) with mmengine."""
+    tmp = f'{path}.tmp{os.getpid()}.pkl'
+    dump({'metainfo': metainfo, 'data_list': data_list}, tmp)
+    os.replace(tmp, path)
+
+
+def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
+    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
+
+    With ``overwrite`` only previous converter outputs are removed (the index files and the
+    ``drone_*`` / ``rover_*`` session folders); other entries are kept and listed.
+
+    Raises:
+        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+    """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f'output path {out_dir} exists and is not a folder')
+    os.makedirs(out_dir, exist_ok=True)
+    entries = sorted(os.listdir(out_dir))
+    if not entries:
+        return
+    if not overwrite:
+        raise FileExistsError(f'output folder {out_dir} is not empty ({len(entries)} entries, '
+                              f'e.g. {entries[:3]}); pass --overwrite to replace it')
+    kept = []
+    for e in entries:
+        p = os.path.join(out_dir, e)
+        if e in INDEX_FILES.values() or (e.startswith(INDEX_FILES['train'].split('_')[0]) and
+                                         '.tmp' in e):
+            os.remove(p)
+        elif os.path.isdir(p) and e.startswith(SESSION_PREFIXES):
+            shutil.rmtree(p)
+        else:
+            kept.append(e)
+    if kept:
+        logger.warning('overwrite: kept entries of %s that the converter did not write: %s',
+                       out_dir, kept)
+
+
+def _tile_relative(path: str) -> str:
+    """``<tile folder>/<file name>`` of a source file (machine-independent provenance)."""
+    return '/'.join([os.path.basename(os.path.dirname(os.path.abspath(path))),
+                     os.path.basename(path)])
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def convert_plateau(tile_dirs: Sequence[str], out_dir: str,
+                    cfg: Optional[ConverterConfig] = None, overwrite: bool = False) -> dict:
+    """Convert PLATEAU tiles into AerialWorld sessions (see :class:`PlateauOccupancyConverter`).
+
+    Args:
+        tile_dirs (Sequence[str]): folders of ``*.gml`` files.
+        out_dir (str): output data root.
+        cfg (ConverterConfig | None): options (defaults: tokyo grid).
+        overwrite (bool): replace previous outputs in ``out_dir``.
+
+    Returns:
+        dict: summary of what was written.
+    """
+    return PlateauOccupancyConverter(tile_dirs, cfg).convert(out_dir, overwrite)

@@ -1,0 +1,553 @@
+"""AerialWorld: OccWorld-style occupancy world model (tokenizer + causal world transformer).
+
+Training follows OccWorld (W. Zheng et al., "OccWorld: Learning a 3D Occupancy World Model
+for Autonomous Driving", arXiv:2311.16038, 2023) in two stages, selected by ``train_stage``:
+
+* ``'tokenizer'``: the VQ-VAE (:class:`OccVQVAE`) reconstructs every frame; losses are focal
+  (Lin et al. 2017) + Dice (Milletari et al. 2016) + mean matching on the decoded occupancy
+  and the VQ codebook/commitment loss (van den Oord et al. 2017).
+* ``'world'``: the tokenizer is frozen (no gradients, kept in eval mode); the world
+  transformer (:class:`OccWorldTransformer`) is trained by teacher-forced next-frame token
+  cross-entropy, an ego-motion regression loss and, to tie tokens to geometry, focal + Dice +
+  mean matching on the occupancy decoded from the *expected* code vector
+  ``softmax(logits) @ codebook`` through the frozen decoder (differentiable w.r.t. the
+  transformer).
+* ``'joint'``: both sets of losses, tokenizer trainable.
+
+Evaluation (``mode='predict'``) rolls the world model out autoregressively from the
+``num_history`` history frames for ``num_future`` steps and returns the fields of
+``docs/aerialworld_data_and_model_contract.md``.
+"""
+import copy
+import pickle
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+
+from projects.common.structures.pose import ego_motion_from_poses
+from projects.registry import MODELS
+
+STAGES = ('tokenizer', 'world', 'joint')
+
+
+def _torch_load_checkpoint(path: str) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (safety kept on).
+
+    MMEngine checkpoints of this codebase are written by ``CheckpointCompatHook``, which
+    stores the message-hub buffers as plain data; the numpy globals they still need are
+    allow-listed for this load only (``checkpoint_safe_globals``).
+
+    Args:
+        path (str): Checkpoint file.
+
+    Returns:
+        dict: The loaded object.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        RuntimeError: If the file holds objects that are not weights-only safe (e.g. a
+            checkpoint saved without ``CheckpointCompatHook``).
+    """
+    from projects.common.utils.checkpoint import checkpoint_safe_globals
+    try:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise RuntimeError(
+            f'tokenizer_ckpt={path!r} cannot be loaded with weights_only=True (saved without '
+            f'CheckpointCompatHook?). Re-save its state_dict only, e.g. torch.save('
+            f'{{"state_dict": ckpt["state_dict"]}}, path). Details: {err}') from err
+
+
+@MODELS.register_module()
+class AerialWorld(BaseModel):
+    """OccWorld-style occupancy world model with a 13-D / 4-D ego-motion branch.
+
+    Input (``docs/aerialworld_data_and_model_contract.md``): ``inputs = {'occupancy': uint8
+    (B, T, X, Y, Z), 'poses': float32 (B, T, 13)}``, ``data_samples`` a list of
+    ``BaseDataElement`` (metainfo is copied to the predictions) or None.
+
+    Args:
+        tokenizer (dict): :class:`OccVQVAE` config. ``num_classes`` and ``free_label`` are
+            filled in from this model when missing.
+        transformer (dict): :class:`OccWorldTransformer` config. ``num_codes``,
+            ``token_grid`` and ``code_dim`` are filled in from the tokenizer when missing
+            (and must agree with it when given).
+        num_classes (int, optional): Semantic classes including free. Defaults to the
+            tokenizer's ``num_classes``.
+        free_label (int): Free class; negative counts from the last class. Defaults to -1.
+        num_history (int): History frames given to the rollout. Defaults to 4.
+        num_future (int): Frames predicted by the rollout. Defaults to 6.
+        train_stage (str): ``'tokenizer'``, ``'world'`` or ``'joint'``. Defaults to
+            ``'world'``.
+        loss_token (dict): Next-token loss. Defaults to ``TokenCrossEntropyLoss``.
+        loss_vq (dict, optional): Codebook loss config handed to the tokenizer's quantizer
+            (default there: ``VQCodebookLoss(beta=0.25)``).
+        loss_focal (dict, optional): Focal loss on decoded occupancy
+            (``OccupancyFocalLoss(alpha=0.99, gamma=2)``); None disables it.
+        loss_dice (dict, optional): Dice loss (``OccupancyDiceLoss``); None disables it.
+        loss_mean_matching (dict, optional): ``MeanMatchingLoss(loss_weight=10)``; None
+            disables it.
+        loss_recon_ce (dict, optional): Extra plain cross-entropy on the tokenizer
+            reconstruction, e.g. ``dict(type='mmdet.CrossEntropyLoss')``-like modules taking
+            ``(logits, labels)``; use ``dict(type='TokenCrossEntropyLoss')``, which accepts
+            any ``(N, C, *)`` logits. Defaults to None.
+        loss_pose (dict, optional): Ego-motion loss, e.g. ``dict(type='mmdet.SmoothL1Loss')``
+            or ``dict(type='mmdet.MSELoss')``; None disables the pose loss.
+        world_occ_loss_frames (str): Frames whose decoded prediction gets the occupancy
+            losses in the world stage: ``'future'`` (targets ``num_history .. T-1``),
+            ``'all'`` (targets ``1 .. T-1``) or ``'none'``. Defaults to ``'future'``.
+        tokenizer_frames (int, optional): In the tokenizer stage, reconstruct only this many
+            randomly chosen frames of each window (saves compute). Defaults to None (all).
+        tokenizer_ckpt (str, optional): Stage-1 checkpoint to load the tokenizer from (keys
+            ``tokenizer.*`` of an AerialWorld checkpoint, optionally under ``state_dict`` and
+            with a ``module.`` prefix, or a bare tokenizer state dict).
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            ``dict(type='OccupancyDataPreprocessor')``; None gives MMEngine's
+            ``BaseDataPreprocessor``.
+        init_cfg (dict, optional): MMEngine init config.
+
+    Raises:
+        ValueError: On inconsistent configs (named by field).
+    """
+
+    def __init__(self,
+                 tokenizer: dict,
+                 transformer: dict,
+                 num_classes: Optional[int] = None,
+                 free_label: int = -1,
+                 num_history: int = 4,
+                 num_future: int = 6,
+                 train_stage: str = 'world',
+                 loss_token: dict = dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
+                 loss_vq: Optional[dict] = None,
+                 loss_focal: Optional[dict] = dict(
+                     type='OccupancyFocalLoss', alpha=0.99, gamma=2.0, loss_weight=1.0),
+                 loss_dice: Optional[dict] = dict(type='OccupancyDiceLoss', loss_weight=1.0),
+                 loss_mean_matching: Optional[dict] = dict(
+                     type='MeanMatchingLoss', loss_weight=10.0),
+                 loss_recon_ce: Optional[dict] = None,
+                 loss_pose: Optional[dict] = dict(type='mmdet.SmoothL1Loss', loss_weight=1.0),
+                 world_occ_loss_frames: str = 'future',
+                 tokenizer_frames: Optional[int] = None,
+                 tokenizer_ckpt: Optional[str] = None,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = dict(
+                     type='OccupancyDataPreprocessor'),
+                 init_cfg: Optional[dict] = None) -> None:
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if train_stage not in STAGES:
+            raise ValueError(f'train_stage must be one of {STAGES}, got {train_stage!r}')
+        if num_history < 1 or num_future < 1:
+            raise ValueError(f'num_history and num_future must be >= 1, got '
+                             f'{num_history} and {num_future}')
+        if world_occ_loss_frames not in ('future', 'all', 'none'):
+            raise ValueError(f"world_occ_loss_frames must be 'future', 'all' or 'none', got "
+                             f'{world_occ_loss_frames!r}')
+        if tokenizer_frames is not None and tokenizer_frames < 1:
+            raise ValueError(f'tokenizer_frames must be >= 1 or None, got {tokenizer_frames}')
+
+        tok_cfg = copy.deepcopy(dict(tokenizer))
+        if num_classes is None:
+            if 'num_classes' not in tok_cfg:
+                raise ValueError('num_classes must be given in the model or tokenizer config')
+            num_classes = tok_cfg['num_classes']
+        tok_cfg.setdefault('num_classes', num_classes)
+        if tok_cfg['num_classes'] != num_classes:
+            raise ValueError(f'tokenizer.num_classes={tok_cfg["num_classes"]} differs from '
+                             f'num_classes={num_classes}')
+        free = free_label + num_classes if free_label < 0 else free_label
+        if not 0 <= free < num_classes:
+            raise ValueError(f'free_label={free_label} out of range for num_classes='
+                             f'{num_classes}')
+        tok_cfg.setdefault('free_label', free)
+        if loss_vq is not None:
+            tok_cfg['loss_vq'] = loss_vq
+        self.tokenizer = MODELS.build(tok_cfg)
+
+        tr_cfg = copy.deepcopy(dict(transformer))
+        derived = dict(num_codes=self.tokenizer.num_codes,
+                       token_grid=tuple(self.tokenizer.token_grid),
+                       code_dim=self.tokenizer.code_dim)
+        for key, value in derived.items():
+            if key in tr_cfg and tr_cfg[key] is not None:
+                given = tuple(tr_cfg[key]) if key == 'token_grid' else tr_cfg[key]
+                if given != value:
+                    raise ValueError(f'transformer.{key}={given} does not match the '
+                                     f'tokenizer ({value}); leave it unset to derive it')
+            tr_cfg[key] = value
+        self.transformer = MODELS.build(tr_cfg)
+        if self.transformer.max_frames < num_history + num_future:
+            raise ValueError(f'transformer.max_frames={self.transformer.max_frames} must be '
+                             f'>= num_history + num_future = {num_history + num_future}')
+        if self.transformer.pose_dims != 4:
+            raise ValueError(f'transformer.pose_dims={self.transformer.pose_dims}: only the '
+                             f'4-D ego motion [dx, dy, dz, dyaw] is supported')
+
+        self.num_classes = int(num_classes)
+        self.free_label = free
+        self.num_history = int(num_history)
+        self.num_future = int(num_future)
+        self.world_occ_loss_frames = world_occ_loss_frames
+        self.tokenizer_frames = tokenizer_frames
+
+        def _build(cfg, occupancy=False):
+            if cfg is None:
+                return None
+            cfg = copy.deepcopy(dict(cfg))
+            if occupancy:
+                cfg.setdefault('free_label', free)
+            return MODELS.build(cfg)
+
+        self.loss_token = _build(loss_token)
+        self.loss_focal = _build(loss_focal, True)
+        self.loss_dice = _build(loss_dice, True)
+        self.loss_mean_matching = _build(loss_mean_matching, True)
+        self.loss_recon_ce = _build(loss_recon_ce)
+        self.loss_pose = _build(loss_pose)
+
+        self.tokenizer_ckpt = tokenizer_ckpt
+        if tokenizer_ckpt:
+            self.load_tokenizer_checkpoint(tokenizer_ckpt)
+        self.train_stage = train_stage
+        self.set_stage(train_stage)
+
+    # ------------------------------------------------------------------ stages
+    def set_stage(self, stage: str) -> None:
+        """Switch the training stage.
+
+        ``'world'`` freezes the tokenizer (``requires_grad_(False)`` and eval mode, kept by
+        :meth:`train`); ``'tokenizer'`` and ``'joint'`` make it trainable again.
+
+        Args:
+            stage (str): ``'tokenizer'``, ``'world'`` or ``'joint'``.
+
+        Raises:
+            ValueError: On an unknown stage.
+        """
+        if stage not in STAGES:
+            raise ValueError(f'train_stage must be one of {STAGES}, got {stage!r}')
+        self.train_stage = stage
+        if stage == 'world':
+            self.tokenizer.requires_grad_(False)
+            self.tokenizer.eval()
+            for param in self.tokenizer.parameters():
+                param.grad = None  # stale stage-1 gradients must not reach the optimizer
+        else:
+            self.tokenizer.requires_grad_(True)
+            self.tokenizer.train(self.training)
+
+    def train(self, mode: bool = True) -> 'AerialWorld':
+        """Set train/eval mode; the frozen tokenizer stays in eval mode in the world stage.
+
+        Args:
+            mode (bool): Training mode. Defaults to True.
+
+        Returns:
+            AerialWorld: self.
+        """
+        super().train(mode)
+        if getattr(self, 'train_stage', None) == 'world':
+            self.tokenizer.eval()
+        return self
+
+    def load_tokenizer_checkpoint(self, path: str) -> None:
+        """Load tokenizer weights from a stage-1 (or tokenizer-only) checkpoint.
+
+        Accepts a file holding ``{'state_dict': ...}`` or a bare state dict; strips
+        ``module.`` (DDP) and then keeps the ``tokenizer.`` keys (if any; otherwise the
+        whole dict is taken as the tokenizer's state dict). Loading is strict.
+
+        Args:
+            path (str): Checkpoint path.
+
+        Raises:
+            FileNotFoundError: If the file does not exist.
+            RuntimeError: On missing / unexpected keys or shape mismatches.
+        """
+        ckpt = _torch_load_checkpoint(path)
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+        state = {(k[len('module.'):] if k.startswith('module.') else k): v
+                 for k, v in state.items()}
+        if any(k.startswith('tokenizer.') for k in state):
+            state = {k[len('tokenizer.'):]: v for k, v in state.items()
+                     if k.startswith('tokenizer.')}
+        try:
+            self.tokenizer.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise RuntimeError(f'tokenizer_ckpt={path!r} does not match the tokenizer '
+                               f'config: {err}') from err
+        print_log(f'Loaded tokenizer weights from {path}', logger='current')
+
+    def init_weights(self) -> None:
+        """Initialise weights, then (re)load ``tokenizer_ckpt`` so it is not overwritten."""
+        super().init_weights()
+        if self.tokenizer_ckpt:
+            self.load_tokenizer_checkpoint(self.tokenizer_ckpt)
+
+    # ------------------------------------------------------------------ helpers
+    def _unpack(self, inputs: dict):
+        """Validate and return ``(occ uint8 (B,T,X,Y,Z), poses float (B,T,13))``."""
+        if not isinstance(inputs, dict) or 'occupancy' not in inputs or 'poses' not in inputs:
+            raise ValueError("AerialWorld: inputs must be a dict with 'occupancy' and 'poses'")
+        occ, poses = inputs['occupancy'], inputs['poses']
+        if occ.dim() != 5 or tuple(occ.shape[2:]) != self.tokenizer.grid_size:
+            raise ValueError(f'AerialWorld: occupancy shape {tuple(occ.shape)} does not match '
+                             f'(B, T, *tokenizer.grid_size) with grid_size='
+                             f'{self.tokenizer.grid_size}')
+        if poses.dim() != 3 or poses.shape[:2] != occ.shape[:2] or poses.shape[2] != 13:
+            raise ValueError(f'AerialWorld: poses must be (B, T, 13) matching occupancy, got '
+                             f'{tuple(poses.shape)}')
+        return occ, poses.float()
+
+    @staticmethod
+    def _frame_motion(poses: torch.Tensor) -> torch.Tensor:
+        """Per-frame ego motion ``(B, T, 4)`` (zeros for frame 0) from poses ``(B, T, 13)``."""
+        motion = ego_motion_from_poses(poses)
+        return torch.cat([motion.new_zeros(motion.shape[0], 1, 4), motion], dim=1)
+
+    def _occupancy_losses(self, logits: torch.Tensor, target: torch.Tensor,
+                          prefix: str) -> Dict[str, torch.Tensor]:
+        """Focal / Dice / mean-matching losses of logits ``(N, C, X, Y, Z)`` vs labels."""
+        losses = {}
+        if self.loss_focal is not None:
+            losses[f'loss_{prefix}_focal'] = self.loss_focal(logits, target)
+        if self.loss_dice is not None:
+            losses[f'loss_{prefix}_dice'] = self.loss_dice(logits, target)
+        if self.loss_mean_matching is not None:
+            losses[f'loss_{prefix}_mm'] = self.loss_mean_matching(logits, target)
+        with torch.no_grad():
+            pred = logits.argmax(1)
+            gt = target.long()
+            pred_occ, gt_occ = pred != self.free_label, gt != self.free_label
+            union = (pred_occ | gt_occ).sum().clamp(min=1)
+            losses[f'{prefix}_iou'] = (pred_occ & gt_occ).sum().float() / union
+            losses[f'{prefix}_acc'] = (pred == gt).float().mean()
+        return losses
+
+    def _tokenizer_losses(self, occ: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Reconstruction + VQ losses over (a subset of) the frames of ``occ``."""
+        b, t = occ.shape[:2]
+        if self.tokenizer_frames is not None and self.tokenizer_frames < t:
+            sel = torch.randperm(t, device=occ.device)[:self.tokenizer_frames]
+            occ = occ[:, sel]
+        flat = occ.flatten(0, 1)
+        out = self.tokenizer.forward_train(flat)
+        losses = self._occupancy_losses(out['logits'], flat, 'recon')
+        if self.loss_recon_ce is not None:
+            losses['loss_recon_ce'] = self.loss_recon_ce(out['logits'], flat.long())
+        losses['loss_vq'] = out['vq_loss']
+        with torch.no_grad():
+            used = torch.unique(out['indices']).numel()
+            losses['code_usage'] = torch.tensor(used / self.tokenizer.num_codes,
+                                                device=occ.device)
+        return losses
+
+    def _tokenize_sequence(self, occ: torch.Tensor) -> torch.Tensor:
+        """Token indices ``(B, T, h, w)`` of occupancy ``(B, T, X, Y, Z)`` (no gradient)."""
+        b, t = occ.shape[:2]
+        tokens = self.tokenizer.tokenize(occ.flatten(0, 1))
+        return tokens.reshape(b, t, *tokens.shape[1:])
+
+    def _world_losses(self, occ: torch.Tensor, poses: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Teacher-forced next-token, decoded-occupancy and pose losses."""
+        b, t = occ.shape[:2]
+        if t < 2:
+            raise ValueError(f'AerialWorld: the world stage needs T >= 2 frames, got T={t}')
+        tokens = self._tokenize_sequence(occ)
+        codebook = self.tokenizer.codebook.detach()
+        motion_gt = ego_motion_from_poses(poses)  # (B, T-1, 4)
+        frame_motion = torch.cat([motion_gt.new_zeros(b, 1, 4), motion_gt], dim=1)
+        logits, motion_pred = self.transformer(tokens, frame_motion, codebook)
+        k, h, w = logits.shape[2:]
+        pred_logits = logits[:, :-1]
+        target = tokens[:, 1:]
+        losses = dict(loss_token=self.loss_token(
+            pred_logits.reshape(b * (t - 1), k, h, w), target.reshape(b * (t - 1), h, w)))
+        with torch.no_grad():
+            losses['acc_token'] = (pred_logits.argmax(2) == target).float().mean()
+            losses['acc_token_copy_last'] = (tokens[:, :-1] == target).float().mean()
+        if self.loss_pose is not None:
+            losses['loss_pose'] = self.loss_pose(motion_pred[:, :-1], motion_gt)
+        with torch.no_grad():
+            losses['pose_l2'] = (motion_pred[:, :-1, :3] - motion_gt[:, :, :3]).norm(
+                dim=-1).mean()
+        if self.world_occ_loss_frames != 'none':
+            start = max(self.num_history - 1, 0) if self.world_occ_loss_frames == 'future' \
+                else 0
+            if start < t - 1:
+                probs = F.softmax(pred_logits[:, start:], dim=2)  # (B, F, K, h, w)
+                soft = torch.einsum('bfkhw,kd->bfdhw', probs, codebook)
+                occ_logits = self.tokenizer.decode(soft.flatten(0, 1))
+                gt = occ[:, start + 1:].flatten(0, 1)
+                losses.update(self._occupancy_losses(occ_logits, gt, 'pred'))
+        return losses
+
+    # ------------------------------------------------------------------ forward
+    def forward(self,
+                inputs: dict,
+                data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        """Unified entry point (MMEngine convention).
+
+        Args:
+            inputs (dict): ``occupancy`` uint8 ``(B, T, X, Y, Z)``, ``poses`` float32
+                ``(B, T, 13)``.
+            data_samples (list[BaseDataElement], optional): Per-sample meta information.
+            mode (str): ``'loss'``, ``'predict'`` or ``'tensor'``.
+
+        Returns:
+            dict | list | tuple: ``'loss'``: dict of losses (keys with ``loss``) and logging
+            scalars; ``'predict'``: list of ``BaseDataElement`` (see :meth:`predict`);
+            ``'tensor'``: ``(token_logits (B, T, K, h, w), ego_motion (B, T, 4))`` for the
+            world / joint stages, ``dict(logits=(B, T, C, X, Y, Z), indices=(B, T, h, w))``
+            for the tokenizer stage.
+
+        Raises:
+            ValueError: On an unknown mode or malformed inputs.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            occ, poses = self._unpack(inputs)
+            if self.train_stage == 'tokenizer':
+                b, t = occ.shape[:2]
+                out = self.tokenizer.forward_train(occ.flatten(0, 1))
+                return dict(logits=out['logits'].reshape(b, t, *out['logits'].shape[1:]),
+                            indices=out['indices'].reshape(b, t, *out['indices'].shape[1:]))
+            tokens = self._tokenize_sequence(occ)
+            return self.transformer(tokens, self._frame_motion(poses),
+                                    self.tokenizer.codebook.detach())
+        raise ValueError(f"AerialWorld: mode must be 'loss', 'predict' or 'tensor', got "
+                         f'{mode!r}')
+
+    def loss(self, inputs: dict,
+             data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
+        """Training losses of the current stage.
+
+        Args:
+            inputs (dict): See :meth:`forward`.
+            data_samples (list[BaseDataElement], optional): Unused.
+
+        Returns:
+            dict[str, torch.Tensor]: Tokenizer stage: ``loss_recon_focal``,
+            ``loss_recon_dice``, ``loss_recon_mm``, ``loss_vq`` (+ ``loss_recon_ce``) and
+            ``recon_iou``, ``recon_acc``, ``code_usage``. World stage: ``loss_token``,
+            ``loss_pose``, ``loss_pred_focal``, ``loss_pred_dice``, ``loss_pred_mm`` and
+            ``acc_token``, ``acc_token_copy_last``, ``pose_l2``, ``pred_iou``, ``pred_acc``.
+            Joint: both.
+        """
+        occ, poses = self._unpack(inputs)
+        losses = {}
+        if self.train_stage in ('tokenizer', 'joint'):
+            losses.update(self._tokenizer_losses(occ))
+        if self.train_stage in ('world', 'joint'):
+            losses.update(self._world_losses(occ, poses))
+        return losses
+
+    @torch.no_grad()
+    def rollout(self, occ_history: torch.Tensor, motion_history: torch.Tensor,
+                num_future: int):
+        """Autoregressive rollout of the world model.
+
+        Args:
+            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer history occupancy.
+            motion_history (torch.Tensor): ``(B, H, 4)`` per-frame ego motion of the history
+                (zeros for the first frame).
+            num_future (int): Steps ``F`` to predict.
+
+        Returns:
+            tuple: predicted tokens ``(B, F, h, w)`` long and ego motion ``(B, F, 4)`` float.
+        """
+        tokens = self._tokenize_sequence(occ_history)
+        motion = motion_history.float()
+        codebook = self.tokenizer.codebook
+        max_t = self.transformer.max_frames
+        pred_tokens, pred_motion = [], []
+        for _ in range(num_future):
+            logits, mot = self.transformer(tokens[:, -max_t:], motion[:, -max_t:], codebook)
+            nxt = logits[:, -1].argmax(1)
+            nxt_motion = mot[:, -1]
+            pred_tokens.append(nxt)
+            pred_motion.append(nxt_motion)
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+            motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
+        return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
+
+    @torch.no_grad()
+    def _decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Decode ``(B, F, h, w)`` tokens frame by frame to uint8 labels ``(B, F, X, Y, Z)``."""
+        frames = [self.tokenizer.decode_indices(tokens[:, f]).argmax(1).to(torch.uint8)
+                  for f in range(tokens.shape[1])]
+        return torch.stack(frames, dim=1)
+
+    @torch.no_grad()
+    def predict(self, inputs: dict,
+                data_samples: Optional[List[BaseDataElement]] = None
+                ) -> List[BaseDataElement]:
+        """Roll out ``num_future`` frames from the ``num_history`` history frames.
+
+        In the ``'tokenizer'`` stage the world model is untrained, so ``pred_occ`` is the
+        tokenizer's reconstruction of the true future frames (an upper bound of what the
+        world model can reach) and ``pred_ego_motion`` the constant-velocity baseline;
+        ``metainfo['pred_source']`` says which (``'rollout'`` or ``'reconstruction'``).
+
+        Args:
+            inputs (dict): See :meth:`forward`; needs ``T >= num_history + num_future``.
+            data_samples (list[BaseDataElement], optional): Their metainfo is copied.
+
+        Returns:
+            list[BaseDataElement]: One per sample with CPU tensors ``pred_occ``, ``gt_occ``,
+            ``baseline_occ`` uint8 ``(F, X, Y, Z)`` and ``pred_ego_motion``,
+            ``gt_ego_motion``, ``baseline_ego_motion`` float32 ``(F, 4)``.
+
+        Raises:
+            ValueError: If the window is shorter than ``num_history + num_future``.
+        """
+        occ, poses = self._unpack(inputs)
+        b, t = occ.shape[:2]
+        hist, fut = self.num_history, self.num_future
+        if t < hist + fut:
+            raise ValueError(f'AerialWorld.predict: T={t} < num_history + num_future = '
+                             f'{hist + fut}')
+        motion = ego_motion_from_poses(poses)  # (B, T-1, 4)
+        frame_motion = torch.cat([motion.new_zeros(b, 1, 4), motion], dim=1)
+        gt_occ = occ[:, hist:hist + fut]
+        gt_motion = motion[:, hist - 1:hist - 1 + fut]
+        last_motion = motion[:, hist - 2] if hist >= 2 else motion.new_zeros(b, 4)
+        baseline_motion = last_motion[:, None].expand(b, fut, 4)
+        baseline_occ = occ[:, hist - 1:hist].expand(b, fut, *occ.shape[2:])
+        if self.train_stage == 'tokenizer':
+            source = 'reconstruction'
+            tokens = self._tokenize_sequence(gt_occ)
+            pred_motion = baseline_motion
+        else:
+            source = 'rollout'
+            tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
+        pred_occ = self._decode_tokens(tokens)
+
+        results = []
+        for i in range(b):
+            if data_samples is not None and i < len(data_samples):
+                meta = dict(data_samples[i].metainfo)
+            else:
+                meta = dict(num_history=hist, num_future=fut, free_label=self.free_label,
+                            num_classes=self.num_classes)
+            meta['pred_source'] = source
+            sample = BaseDataElement(metainfo=meta)
+            sample.pred_occ = pred_occ[i].cpu()
+            sample.gt_occ = gt_occ[i].to(torch.uint8).cpu()
+            sample.baseline_occ = baseline_occ[i].to(torch.uint8).contiguous().cpu()
+            sample.pred_ego_motion = pred_motion[i].float().cpu()
+            sample.gt_ego_motion = gt_motion[i].float().cpu()
+            sample.baseline_ego_motion = baseline_motion[i].float().contiguous().cpu()
+            results.append(sample)
+        return results

@@ -1,0 +1,542 @@
+"""VQ-VAE occupancy tokenizer of AerialWorld (``OccVQVAE``).
+
+Pipeline (DESIGN.md §4; idea and shapes after OccWorld, W. Zheng et al., "OccWorld: Learning
+a 3D Occupancy World Model for Autonomous Driving", arXiv:2311.16038, 2023; quantisation after
+A. van den Oord et al., "Neural Discrete Representation Learning", NeurIPS 2017)::
+
+    occ (B, X, Y, Z) uint8 labels
+      -> class embedding (B, X, Y, Z, E)
+      -> optional z-reduction stem: groups of r z-cells -> Ez channels (B, X, Y, Z/r, Ez)
+      -> height folded into channels (B, Ez * Z', X, Y), padded to a multiple of the stride
+      -> 2-D ResNet encoder (GroupNorm, down-sampling by 2 ** (len(channel_mults) - 1),
+         self-attention at the lowest scale) -> z_e (B, D, h, w)
+      -> codebook (K x D), nearest code, straight-through estimator, codebook loss
+      -> 2-D ResNet decoder -> (B, Ez * Z', X, Y) -> unfold height -> inverse z stem
+      -> per-voxel features (B, X, Y, Z, E) . class-embedding table^T -> logits (B, C, X, Y, Z)
+"""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, broadcast
+from mmengine.model import BaseModule
+from torch.utils.checkpoint import checkpoint
+
+from projects.registry import MODELS
+
+
+def _num_groups(channels: int, max_groups: int = 32) -> int:
+    """Largest number of GroupNorm groups ``<= max_groups`` dividing ``channels``."""
+    for g in range(min(max_groups, channels), 0, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class ResBlock2d(nn.Module):
+    """Pre-activation residual block: (GroupNorm, SiLU, 3x3 conv) x 2 + shortcut.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels (a 1x1 shortcut is used when they differ).
+        dropout (float): Dropout before the second convolution. Defaults to 0.0.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_num_groups(in_channels), in_channels, eps=1e-6)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = nn.GroupNorm(_num_groups(out_channels), out_channels, eps=1e-6)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1)
+                         if in_channels != out_channels else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``(B, C_in, H, W)``; returns ``(B, C_out, H, W)``."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.shortcut(x) + h
+
+
+class AttnBlock2d(nn.Module):
+    """Spatial self-attention over all ``H * W`` positions (GroupNorm, SDPA, residual).
+
+    Args:
+        channels (int): Channels ``C`` (must be divisible by ``num_heads``).
+        num_heads (int): Attention heads. Defaults to 1.
+
+    Raises:
+        ValueError: If ``channels`` is not divisible by ``num_heads``.
+    """
+
+    def __init__(self, channels: int, num_heads: int = 1) -> None:
+        super().__init__()
+        if channels % num_heads != 0:
+            raise ValueError(f'attn_heads={num_heads} must divide the lowest-scale channels '
+                             f'{channels}')
+        self.num_heads = num_heads
+        self.norm = nn.GroupNorm(_num_groups(channels), channels, eps=1e-6)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply attention to ``(B, C, H, W)``; returns the same shape."""
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, h * w)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, C/heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        return x + self.proj(out)
+
+
+class _Sequential(nn.ModuleList):
+    """Module list applied in order, optionally with activation checkpointing per block."""
+
+    def forward(self, x: torch.Tensor, with_cp: bool = False) -> torch.Tensor:
+        """Run every block; checkpoint each one when ``with_cp`` and gradients are needed."""
+        for block in self:
+            if with_cp and torch.is_grad_enabled() and x.requires_grad:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+class Downsample2d(nn.Module):
+    """Stride-2 3x3 convolution (input sides must be even)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H / 2, W / 2)``."""
+        return self.conv(x)
+
+
+class Upsample2d(nn.Module):
+    """Nearest-neighbour 2x up-sampling followed by a 3x3 convolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, 2H, 2W)``."""
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode='nearest'))
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour codebook with straight-through gradients (van den Oord et al. 2017).
+
+    Dead-code handling (both only while ``self.training``):
+
+    * ``init_from_data``: on the first training forward the codebook is overwritten with
+      randomly drawn encoder outputs (plus 1 % noise), so codes start on the data manifold.
+      The ``initialized`` buffer is saved in checkpoints, so resuming does not re-initialise.
+    * ``restart_dead_codes``: an exponential moving average of every code's usage
+      (``usage_decay``, normalised so that uniform use is 1) is kept; codes whose usage falls
+      below ``dead_threshold`` are re-seeded with random encoder outputs of the current batch
+      and their usage reset to 1.
+
+    Under distributed training the usage counts are all-reduced and the re-seeded codebook is
+    broadcast from rank 0, so replicas stay identical.
+
+    Args:
+        num_codes (int): Codebook size ``K``. Defaults to 512.
+        code_dim (int): Code dimension ``D``. Defaults to 128.
+        loss_vq (dict, optional): Config of the codebook loss. Defaults to
+            ``dict(type='VQCodebookLoss', beta=beta)``.
+        beta (float): Commitment weight used by the default ``loss_vq``. Defaults to 0.25.
+        init_from_data (bool): Data-dependent codebook initialisation. Defaults to True.
+        restart_dead_codes (bool): Re-seed unused codes. Defaults to True.
+        usage_decay (float): EMA decay of code usage. Defaults to 0.95.
+        dead_threshold (float): Usage (relative to uniform) below which a code is dead.
+            Defaults to 0.01.
+    """
+
+    def __init__(self,
+                 num_codes: int = 512,
+                 code_dim: int = 128,
+                 loss_vq: Optional[dict] = None,
+                 beta: float = 0.25,
+                 init_from_data: bool = True,
+                 restart_dead_codes: bool = True,
+                 usage_decay: float = 0.95,
+                 dead_threshold: float = 0.01) -> None:
+        super().__init__()
+        self.num_codes = int(num_codes)
+        self.code_dim = int(code_dim)
+        self.embedding = nn.Embedding(self.num_codes, self.code_dim)
+        nn.init.uniform_(self.embedding.weight, -1.0 / self.num_codes, 1.0 / self.num_codes)
+        if loss_vq is None:
+            loss_vq = dict(type='VQCodebookLoss', beta=beta)
+        self.loss_vq = MODELS.build(loss_vq)
+        self.init_from_data = init_from_data
+        self.restart_dead_codes = restart_dead_codes
+        self.usage_decay = float(usage_decay)
+        self.dead_threshold = float(dead_threshold)
+        self.register_buffer('usage', torch.ones(self.num_codes))
+        self.register_buffer('initialized', torch.tensor(not init_from_data))
+
+    @staticmethod
+    def _sample_rows(z: torch.Tensor, n: int) -> torch.Tensor:
+        """Draw ``n`` rows of ``z`` (without replacement when possible) plus 1 % noise."""
+        if z.shape[0] >= n:
+            idx = torch.randperm(z.shape[0], device=z.device)[:n]
+        else:
+            idx = torch.randint(0, z.shape[0], (n, ), device=z.device)
+        rows = z[idx]
+        return rows + 0.01 * rows.std().clamp(min=1e-6) * torch.randn_like(rows)
+
+    @torch.no_grad()
+    def _update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor) -> None:
+        """Data-dependent init and dead-code restart (see class docstring)."""
+        weight = self.embedding.weight
+        if not bool(self.initialized):
+            weight.data.copy_(self._sample_rows(z_flat, self.num_codes))
+            broadcast(weight.data, src=0)
+            self.initialized.fill_(True)
+            self.usage.fill_(1.0)
+            return
+        if not self.restart_dead_codes:
+            return
+        counts = torch.bincount(indices, minlength=self.num_codes).to(self.usage.dtype)
+        all_reduce(counts, op='sum')
+        rel = counts * self.num_codes / counts.sum().clamp(min=1.0)
+        self.usage.mul_(self.usage_decay).add_(rel, alpha=1.0 - self.usage_decay)
+        dead = self.usage < self.dead_threshold
+        n_dead = int(dead.sum())
+        if n_dead > 0:
+            new = weight.data.clone()
+            new[dead] = self._sample_rows(z_flat, n_dead)
+            broadcast(new, src=0)
+            weight.data.copy_(new)
+            self.usage[dead] = 1.0
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code vectors of ``indices`` ``(B, h, w)`` long -> ``(B, D, h, w)`` float."""
+        return self.embedding(indices).permute(0, 3, 1, 2)
+
+    def forward(self, z_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quantise encoder outputs.
+
+        Args:
+            z_e (torch.Tensor): ``(B, D, h, w)`` float encoder outputs.
+
+        Returns:
+            tuple: ``z_q`` ``(B, D, h, w)`` (straight-through: forward value = code vectors,
+            gradient = identity to ``z_e``), ``indices`` ``(B, h, w)`` long in ``[0, K)``,
+            ``loss`` scalar codebook + commitment loss.
+
+        Raises:
+            ValueError: If the channel dimension is not ``code_dim``.
+        """
+        if z_e.dim() != 4 or z_e.shape[1] != self.code_dim:
+            raise ValueError(f'VectorQuantizer: expected (B, {self.code_dim}, h, w), got '
+                             f'{tuple(z_e.shape)}')
+        b, d, h, w = z_e.shape
+        z_flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and self.init_from_data and not bool(self.initialized):
+            self._update_codebook(z_flat.detach(), torch.empty(0, dtype=torch.long))
+        weight = self.embedding.weight
+        dist = (z_flat.detach().pow(2).sum(1, keepdim=True) - 2.0 * z_flat.detach() @ weight.t()
+                + weight.detach().pow(2).sum(1)[None])
+        indices = dist.argmin(dim=1)
+        z_q = self.embedding(indices).reshape(b, h, w, d).permute(0, 3, 1, 2)
+        loss = self.loss_vq(z_e, z_q)
+        z_q_st = z_e + (z_q - z_e).detach()
+        if self.training:
+            self._update_codebook(z_flat.detach(), indices)
+        return z_q_st, indices.reshape(b, h, w), loss
+
+
+@MODELS.register_module()
+class OccVQVAE(BaseModule):
+    """VQ-VAE tokenizer for semantic occupancy grids (see module docstring).
+
+    Args:
+        num_classes (int): Semantic classes ``C`` including free.
+        grid_size (Sequence[int]): Grid ``(X, Y, Z)`` the tokenizer is built for; inputs
+            must match it.
+        class_embed_dim (int): Class-embedding dimension ``E``. Defaults to 8.
+        z_reduction (int): Height reduction factor ``r`` of the z stem (1 = none). ``Z`` is
+            padded with the free label to a multiple of ``r``; every group of ``r`` z-cells
+            (``r * E`` values) is mapped to ``z_embed_dim`` channels by a learned linear map
+            (a strided ``(1, 1, r)`` 3-D convolution) followed by SiLU. Defaults to 1.
+        z_embed_dim (int, optional): Channels per reduced z-cell ``Ez``. Defaults to
+            ``class_embed_dim`` (for ``r = 1`` it is always ``class_embed_dim``).
+        base_channels (int): Channels of the first encoder stage. Defaults to 64.
+        channel_mults (Sequence[int]): Channel multipliers per stage; the grid is down-sampled
+            ``len(channel_mults) - 1`` times by 2. Defaults to (1, 2, 4) (4x).
+        num_res_blocks (int): Residual blocks per stage. Defaults to 2.
+        num_codes (int): Codebook size ``K``. Defaults to 512.
+        code_dim (int): Code dimension ``D``. Defaults to 128.
+        beta (float): Commitment weight. Defaults to 0.25.
+        loss_vq (dict, optional): Codebook loss config (overrides ``beta``).
+        attn_at_lowest (bool): Self-attention at the lowest scale (and in the middle blocks).
+            Defaults to True.
+        attn_heads (int): Heads of that attention. Defaults to 1.
+        dropout (float): Dropout in residual blocks. Defaults to 0.0.
+        free_label (int): Free class (used to pad the grid); negative counts from the last
+            class. Defaults to -1.
+        with_cp (bool): Activation checkpointing in the decoder (saves memory when the
+            decoder is back-propagated, e.g. full aerial grids). Defaults to False.
+        init_codebook_from_data (bool): See :class:`VectorQuantizer`. Defaults to True.
+        restart_dead_codes (bool): See :class:`VectorQuantizer`. Defaults to True.
+        init_cfg (dict, optional): MMEngine init config.
+
+    Raises:
+        ValueError: On an invalid ``grid_size``, ``z_reduction``, ``channel_mults`` or
+            ``free_label``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 grid_size: Sequence[int],
+                 class_embed_dim: int = 8,
+                 z_reduction: int = 1,
+                 z_embed_dim: Optional[int] = None,
+                 base_channels: int = 64,
+                 channel_mults: Sequence[int] = (1, 2, 4),
+                 num_res_blocks: int = 2,
+                 num_codes: int = 512,
+                 code_dim: int = 128,
+                 beta: float = 0.25,
+                 loss_vq: Optional[dict] = None,
+                 attn_at_lowest: bool = True,
+                 attn_heads: int = 1,
+                 dropout: float = 0.0,
+                 free_label: int = -1,
+                 with_cp: bool = False,
+                 init_codebook_from_data: bool = True,
+                 restart_dead_codes: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        grid_size = tuple(int(s) for s in grid_size)
+        if len(grid_size) != 3 or min(grid_size) < 1:
+            raise ValueError(f'OccVQVAE: grid_size must be (X, Y, Z) positive ints, got '
+                             f'{grid_size}')
+        if int(z_reduction) < 1:
+            raise ValueError(f'OccVQVAE: z_reduction must be >= 1, got {z_reduction}')
+        if len(channel_mults) < 1:
+            raise ValueError('OccVQVAE: channel_mults must not be empty')
+        if num_classes < 2:
+            raise ValueError(f'OccVQVAE: num_classes must be >= 2, got {num_classes}')
+        free = free_label + num_classes if free_label < 0 else free_label
+        if not 0 <= free < num_classes:
+            raise ValueError(f'OccVQVAE: free_label={free_label} out of range for '
+                             f'num_classes={num_classes}')
+        self.num_classes = int(num_classes)
+        self.free_label = free
+        self.grid_size = grid_size
+        self.class_embed_dim = int(class_embed_dim)
+        self.z_reduction = int(z_reduction)
+        self.z_embed_dim = (self.class_embed_dim if self.z_reduction == 1 else
+                            int(z_embed_dim or self.class_embed_dim))
+        self.with_cp = with_cp
+        self.num_down = len(channel_mults) - 1
+        self.stride = 2**self.num_down
+        x, y, z = grid_size
+        self.padded_z = -(-z // self.z_reduction) * self.z_reduction
+        self.reduced_z = self.padded_z // self.z_reduction
+        self.padded_xy = (-(-x // self.stride) * self.stride, -(-y // self.stride) * self.stride)
+        self.token_grid = (self.padded_xy[0] // self.stride, self.padded_xy[1] // self.stride)
+        self.num_codes = int(num_codes)
+        self.code_dim = int(code_dim)
+
+        self.class_embeds = nn.Embedding(self.num_classes, self.class_embed_dim)
+        if self.z_reduction > 1:
+            self.z_stem = nn.Linear(self.z_reduction * self.class_embed_dim, self.z_embed_dim)
+            self.z_unstem = nn.Linear(self.z_embed_dim, self.z_reduction * self.class_embed_dim)
+        fold = self.z_embed_dim * self.reduced_z
+        chans = [base_channels * m for m in channel_mults]
+
+        # Encoder.
+        self.enc_in = nn.Conv2d(fold, chans[0], 3, padding=1)
+        enc = []
+        ch = chans[0]
+        for i, out_ch in enumerate(chans):
+            for _ in range(num_res_blocks):
+                enc.append(ResBlock2d(ch, out_ch, dropout))
+                ch = out_ch
+                if attn_at_lowest and i == len(chans) - 1:
+                    enc.append(AttnBlock2d(ch, attn_heads))
+            if i < len(chans) - 1:
+                enc.append(Downsample2d(ch))
+        enc.append(ResBlock2d(ch, ch, dropout))
+        if attn_at_lowest:
+            enc.append(AttnBlock2d(ch, attn_heads))
+        enc.append(ResBlock2d(ch, ch, dropout))
+        self.encoder = _Sequential(enc)
+        self.enc_norm = nn.GroupNorm(_num_groups(ch), ch, eps=1e-6)
+        self.enc_out = nn.Conv2d(ch, self.code_dim, 3, padding=1)
+        self.quant_conv = nn.Conv2d(self.code_dim, self.code_dim, 1)
+        self.quantizer = VectorQuantizer(
+            num_codes=self.num_codes,
+            code_dim=self.code_dim,
+            loss_vq=loss_vq,
+            beta=beta,
+            init_from_data=init_codebook_from_data,
+            restart_dead_codes=restart_dead_codes)
+        self.post_quant_conv = nn.Conv2d(self.code_dim, self.code_dim, 1)
+
+        # Decoder (mirror).
+        ch = chans[-1]
+        self.dec_in = nn.Conv2d(self.code_dim, ch, 3, padding=1)
+        dec = [ResBlock2d(ch, ch, dropout)]
+        if attn_at_lowest:
+            dec.append(AttnBlock2d(ch, attn_heads))
+        dec.append(ResBlock2d(ch, ch, dropout))
+        for i in reversed(range(len(chans))):
+            out_ch = chans[i]
+            for _ in range(num_res_blocks):
+                dec.append(ResBlock2d(ch, out_ch, dropout))
+                ch = out_ch
+                if attn_at_lowest and i == len(chans) - 1:
+                    dec.append(AttnBlock2d(ch, attn_heads))
+            if i > 0:
+                dec.append(Upsample2d(ch))
+        self.decoder = _Sequential(dec)
+        self.dec_norm = nn.GroupNorm(_num_groups(ch), ch, eps=1e-6)
+        self.dec_out = nn.Conv2d(ch, fold, 3, padding=1)
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """The codebook weight ``(K, D)``."""
+        return self.quantizer.embedding.weight
+
+    def _check_occ(self, occ: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``occ`` is an integer ``(B, X, Y, Z)`` on the grid."""
+        if occ.dim() != 4 or tuple(occ.shape[1:]) != self.grid_size:
+            raise ValueError(f'OccVQVAE: occupancy shape {tuple(occ.shape)} does not match '
+                             f'(B, *grid_size) with grid_size={self.grid_size}; set the '
+                             f'tokenizer grid_size to the dataset grid')
+        if occ.is_floating_point():
+            raise ValueError(f'OccVQVAE: occupancy must hold integer labels, got {occ.dtype}')
+
+    def encode(self, occ: torch.Tensor) -> torch.Tensor:
+        """Encode occupancy into continuous latents.
+
+        Args:
+            occ (torch.Tensor): ``(B, X, Y, Z)`` integer labels (``uint8`` or ``long``) in
+                ``[0, C)``.
+
+        Returns:
+            torch.Tensor: ``z_e`` ``(B, D, h, w)`` float, ``(h, w) = token_grid``.
+
+        Raises:
+            ValueError: If the shape does not match ``grid_size`` or the dtype is float.
+        """
+        self._check_occ(occ)
+        b = occ.shape[0]
+        x, y, z = self.grid_size
+        px, py = self.padded_xy
+        if (px, py, self.padded_z) != (x, y, z):
+            padded = occ.new_full((b, px, py, self.padded_z), self.free_label)
+            padded[:, :x, :y, :z] = occ
+            occ = padded
+        feat = self.class_embeds(occ.long())  # (B, Xp, Yp, Zp, E)
+        if self.z_reduction > 1:
+            feat = feat.reshape(b, px, py, self.reduced_z, self.z_reduction * self.class_embed_dim)
+            feat = F.silu(self.z_stem(feat))  # (B, Xp, Yp, Z', Ez)
+        feat = feat.permute(0, 3, 4, 1, 2).reshape(b, -1, px, py)  # (B, Z' * Ez, Xp, Yp)
+        h = self.encoder(self.enc_in(feat))
+        h = self.enc_out(F.silu(self.enc_norm(h)))
+        return self.quant_conv(h)
+
+    def quantize(self, z_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quantise latents; see :meth:`VectorQuantizer.forward`.
+
+        Args:
+            z_e (torch.Tensor): ``(B, D, h, w)`` float.
+
+        Returns:
+            tuple: ``z_q`` ``(B, D, h, w)``, ``indices`` ``(B, h, w)`` long, ``vq_loss``
+            scalar.
+        """
+        return self.quantizer(z_e)
+
+    def embed_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code vectors of token indices.
+
+        Args:
+            indices (torch.Tensor): ``(B, h, w)`` long in ``[0, K)``.
+
+        Returns:
+            torch.Tensor: ``(B, D, h, w)`` float code vectors (input of :meth:`decode`).
+        """
+        return self.quantizer.lookup(indices.long())
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Decode (quantised or soft) code vectors into per-voxel semantic logits.
+
+        Args:
+            z_q (torch.Tensor): ``(B, D, h, w)`` float.
+
+        Returns:
+            torch.Tensor: Logits ``(B, C, X, Y, Z)`` float (a permuted view; the class
+            dimension is the innermost in memory).
+
+        Raises:
+            ValueError: If ``z_q`` does not have shape ``(B, D, *token_grid)``.
+        """
+        if z_q.dim() != 4 or z_q.shape[1] != self.code_dim or \
+                tuple(z_q.shape[2:]) != self.token_grid:
+            raise ValueError(f'OccVQVAE.decode: expected (B, {self.code_dim}, '
+                             f'{self.token_grid[0]}, {self.token_grid[1]}), got '
+                             f'{tuple(z_q.shape)}')
+        b = z_q.shape[0]
+        x, y, z = self.grid_size
+        h = self.dec_in(self.post_quant_conv(z_q))
+        h = self.decoder(h, with_cp=self.with_cp)
+        h = self.dec_out(F.silu(self.dec_norm(h)))  # (B, Z' * Ez, Xp, Yp)
+        h = h[:, :, :x, :y]
+        h = h.reshape(b, self.reduced_z, self.z_embed_dim, x, y).permute(0, 3, 4, 1, 2)
+        if self.z_reduction > 1:
+            h = self.z_unstem(F.silu(h))  # (B, X, Y, Z', r * E)
+            h = h.reshape(b, x, y, self.padded_z, self.class_embed_dim)
+        h = h[:, :, :, :z]  # (B, X, Y, Z, E)
+        logits = h @ self.class_embeds.weight.t()  # (B, X, Y, Z, C)
+        return logits.permute(0, 4, 1, 2, 3)
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Decode token indices ``(B, h, w)`` into logits ``(B, C, X, Y, Z)``."""
+        return self.decode(self.embed_indices(indices))
+
+    def forward_train(self, occ: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Encode, quantise and decode.
+
+        Args:
+            occ (torch.Tensor): ``(B, X, Y, Z)`` integer labels.
+
+        Returns:
+            dict: ``logits`` ``(B, C, X, Y, Z)``, ``indices`` ``(B, h, w)`` long,
+            ``vq_loss`` scalar.
+        """
+        z_e = self.encode(occ)
+        z_q, indices, vq_loss = self.quantize(z_e)
+        return dict(logits=self.decode(z_q), indices=indices, vq_loss=vq_loss)
+
+    def forward(self, occ: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Alias of :meth:`forward_train`."""
+        return self.forward_train(occ)
+
+    @torch.no_grad()
+    def tokenize(self, occ: torch.Tensor) -> torch.Tensor:
+        """Token indices of occupancy without gradient.
+
+        Args:
+            occ (torch.Tensor): ``(B, X, Y, Z)`` integer labels.
+
+        Returns:
+            torch.Tensor: ``(B, h, w)`` long indices.
+        """
+        z_e = self.encode(occ)
+        weight = self.codebook
+        z_flat = z_e.permute(0, 2, 3, 1).reshape(-1, self.code_dim)
+        dist = (z_flat.pow(2).sum(1, keepdim=True) - 2.0 * z_flat @ weight.t() +
+                weight.pow(2).sum(1)[None])
+        return dist.argmin(dim=1).reshape(z_e.shape[0], *z_e.shape[2:])

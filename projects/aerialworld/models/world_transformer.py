@@ -1,0 +1,281 @@
+"""Causal spatio-temporal transformer over occupancy tokens (AerialWorld world model).
+
+Idea after OccWorld (W. Zheng et al., "OccWorld: Learning a 3D Occupancy World Model for
+Autonomous Driving", arXiv:2311.16038, 2023): scene tokens of every frame are predicted from
+the tokens of the previous frames; ego motion is embedded and predicted alongside. This
+implementation factorises attention (pre-norm blocks, A. Vaswani et al., NeurIPS 2017):
+
+* causal temporal self-attention per BEV token location (sequence over ``T``,
+  ``F.scaled_dot_product_attention(is_causal=True)``),
+* multi-scale spatial mixing inside each frame (full-resolution branch + 2x, 4x ... pooled
+  branches up-sampled back; each branch is self-attention or a depth-wise conv),
+* a token-wise MLP.
+
+No operation mixes different frames except the causal temporal attention, so the outputs
+at frame ``t`` depend only on frames ``<= t``: output ``t`` predicts the tokens and the ego
+motion of frame ``t + 1``.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from projects.registry import MODELS
+
+
+class _Attention(nn.Module):
+    """Multi-head self-attention on ``(N, L, d)`` sequences via SDPA.
+
+    Args:
+        dim (int): Model width ``d``.
+        num_heads (int): Heads (must divide ``dim``).
+        causal (bool): Apply a causal mask (position ``i`` attends to ``j <= i``).
+    """
+
+    def __init__(self, dim: int, num_heads: int, causal: bool) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f'num_heads={num_heads} must divide d_model={dim}')
+        self.num_heads = num_heads
+        self.causal = causal
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, L, d) -> (N, L, d)``."""
+        n, length, d = x.shape
+        qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, d // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (N, heads, L, d/heads)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.proj(out.transpose(1, 2).reshape(n, length, d))
+
+
+class MultiScaleSpatialMixer(nn.Module):
+    """Per-frame spatial mixing at several scales.
+
+    For every scale ``s`` in ``scales`` the ``(h, w)`` map is average-pooled by ``s``
+    (``ceil_mode``), mixed (self-attention over the pooled positions, or a 3x3 depth-wise
+    conv + GELU for ``mode='conv'``), up-sampled back (nearest) and the branches are summed
+    and projected. Frames are processed independently (they are folded into the batch).
+
+    Args:
+        dim (int): Model width ``d``.
+        num_heads (int): Attention heads (``mode='attn'``).
+        scales (Sequence[int]): Pooling factors, e.g. ``(1, 2)``.
+        mode (str): ``'attn'`` or ``'conv'``.
+
+    Raises:
+        ValueError: On an unknown ``mode`` or a scale < 1.
+    """
+
+    def __init__(self, dim: int, num_heads: int, scales: Sequence[int] = (1, 2),
+                 mode: str = 'attn') -> None:
+        super().__init__()
+        if mode not in ('attn', 'conv'):
+            raise ValueError(f"spatial_mode must be 'attn' or 'conv', got {mode!r}")
+        if len(scales) == 0 or min(scales) < 1:
+            raise ValueError(f'spatial_scales must be positive ints, got {scales}')
+        self.scales = tuple(int(s) for s in scales)
+        self.mode = mode
+        if mode == 'attn':
+            self.branches = nn.ModuleList(
+                [_Attention(dim, num_heads, causal=False) for _ in self.scales])
+        else:
+            self.branches = nn.ModuleList([
+                nn.Conv2d(dim, dim, 3, padding=1, groups=dim) for _ in self.scales
+            ])
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mix ``(N, h, w, d)`` (``N`` = batch x frames); returns the same shape."""
+        n, h, w, d = x.shape
+        grid = x.permute(0, 3, 1, 2)  # (N, d, h, w)
+        out = 0
+        for s, branch in zip(self.scales, self.branches):
+            g = grid if s == 1 else F.avg_pool2d(grid, s, s, ceil_mode=True)
+            gh, gw = g.shape[-2:]
+            if self.mode == 'attn':
+                y = branch(g.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, d, gh, gw)
+            else:
+                y = F.gelu(branch(g))
+            if s != 1:
+                y = F.interpolate(y, size=(h, w), mode='nearest')
+            out = out + y
+        return self.proj(out.permute(0, 2, 3, 1))
+
+
+class WorldBlock(nn.Module):
+    """Pre-norm block: causal temporal attention, spatial mixing, MLP.
+
+    Args:
+        dim (int): Model width ``d``.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden width of the MLP relative to ``d``.
+        spatial_scales (Sequence[int]): Scales of :class:`MultiScaleSpatialMixer`.
+        spatial_mode (str): ``'attn'`` or ``'conv'``.
+        dropout (float): Dropout on the residual branches.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float,
+                 spatial_scales: Sequence[int], spatial_mode: str, dropout: float) -> None:
+        super().__init__()
+        self.norm_t = nn.LayerNorm(dim)
+        self.temporal = _Attention(dim, num_heads, causal=True)
+        self.norm_s = nn.LayerNorm(dim)
+        self.spatial = MultiScaleSpatialMixer(dim, num_heads, spatial_scales, spatial_mode)
+        self.norm_m = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, h, w, d) -> (B, T, h, w, d)``."""
+        b, t, h, w, d = x.shape
+        seq = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
+        seq = seq + self.drop(self.temporal(self.norm_t(seq)))
+        x = seq.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4)
+        frames = x.reshape(b * t, h, w, d)
+        frames = frames + self.drop(self.spatial(self.norm_s(frames)))
+        frames = frames + self.drop(self.mlp(self.norm_m(frames)))
+        return frames.reshape(b, t, h, w, d)
+
+
+@MODELS.register_module()
+class OccWorldTransformer(BaseModule):
+    """Next-frame token and ego-motion predictor over occupancy token sequences.
+
+    Inputs are the token indices of ``T`` frames and the per-frame ego motion (motion of
+    frame ``t`` relative to ``t - 1``; zeros for the first frame). Every token is embedded
+    (learned table, or the tokenizer's code vector through a linear layer), and the learned
+    spatial embedding (per token position), temporal embedding (per frame index) and the
+    frame's ego-motion embedding (MLP) are added. Output ``t`` gives logits over the
+    ``num_codes`` codes for every position of frame ``t + 1`` and the ego motion of frame
+    ``t + 1`` relative to ``t`` (MLP on the spatially averaged frame features).
+
+    Args:
+        num_codes (int): Codebook size ``K``.
+        token_grid (Sequence[int]): Token map size ``(h, w)``.
+        code_dim (int, optional): Code dimension ``D`` (required for
+            ``token_embed='codebook'``).
+        d_model (int): Model width. Defaults to 128.
+        num_blocks (int): Number of :class:`WorldBlock`. Defaults to 4.
+        num_heads (int): Attention heads. Defaults to 4.
+        mlp_ratio (float): MLP expansion. Defaults to 4.0.
+        max_frames (int): Maximum sequence length ``T`` (size of the temporal embedding).
+            Defaults to 16.
+        pose_dims (int): Ego-motion dimension (4 = ``[dx, dy, dz, dyaw]``). Defaults to 4.
+        pose_hidden (int): Hidden width of the pose encoder / decoder MLPs. Defaults to 128.
+        token_embed (str): ``'table'`` (learned ``K x d`` table) or ``'codebook'`` (code
+            vectors passed to :meth:`forward`, projected by a linear layer). Defaults to
+            ``'codebook'``.
+        spatial_scales (Sequence[int]): Scales of the spatial mixer. Defaults to (1, 2).
+        spatial_mode (str): ``'attn'`` or ``'conv'``. Defaults to ``'attn'``.
+        dropout (float): Residual dropout. Defaults to 0.0.
+        init_cfg (dict, optional): MMEngine init config.
+
+    Raises:
+        ValueError: On an invalid ``token_embed``, ``token_grid`` or missing ``code_dim``.
+    """
+
+    def __init__(self,
+                 num_codes: int,
+                 token_grid: Sequence[int],
+                 code_dim: Optional[int] = None,
+                 d_model: int = 128,
+                 num_blocks: int = 4,
+                 num_heads: int = 4,
+                 mlp_ratio: float = 4.0,
+                 max_frames: int = 16,
+                 pose_dims: int = 4,
+                 pose_hidden: int = 128,
+                 token_embed: str = 'codebook',
+                 spatial_scales: Sequence[int] = (1, 2),
+                 spatial_mode: str = 'attn',
+                 dropout: float = 0.0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if token_embed not in ('table', 'codebook'):
+            raise ValueError(f"token_embed must be 'table' or 'codebook', got {token_embed!r}")
+        if token_embed == 'codebook' and not code_dim:
+            raise ValueError("code_dim is required when token_embed='codebook'")
+        token_grid = tuple(int(s) for s in token_grid)
+        if len(token_grid) != 2 or min(token_grid) < 1:
+            raise ValueError(f'token_grid must be (h, w), got {token_grid}')
+        self.num_codes = int(num_codes)
+        self.token_grid = token_grid
+        self.d_model = int(d_model)
+        self.max_frames = int(max_frames)
+        self.pose_dims = int(pose_dims)
+        self.token_embed = token_embed
+        if token_embed == 'table':
+            self.embed = nn.Embedding(self.num_codes, self.d_model)
+        else:
+            self.embed = nn.Linear(int(code_dim), self.d_model)
+        h, w = token_grid
+        self.spatial_embed = nn.Parameter(torch.zeros(1, 1, h, w, self.d_model))
+        self.temporal_embed = nn.Parameter(torch.zeros(1, self.max_frames, 1, 1, self.d_model))
+        nn.init.trunc_normal_(self.spatial_embed, std=0.02)
+        nn.init.trunc_normal_(self.temporal_embed, std=0.02)
+        self.pose_encoder = nn.Sequential(
+            nn.Linear(self.pose_dims, pose_hidden), nn.GELU(),
+            nn.Linear(pose_hidden, self.d_model))
+        self.blocks = nn.ModuleList([
+            WorldBlock(self.d_model, num_heads, mlp_ratio, spatial_scales, spatial_mode,
+                       dropout) for _ in range(num_blocks)
+        ])
+        self.norm_out = nn.LayerNorm(self.d_model)
+        self.head = nn.Linear(self.d_model, self.num_codes)
+        self.pose_decoder = nn.Sequential(
+            nn.Linear(self.d_model, pose_hidden), nn.GELU(),
+            nn.Linear(pose_hidden, self.pose_dims))
+
+    def forward(self,
+                tokens: torch.Tensor,
+                ego_motion: torch.Tensor,
+                codebook: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Predict next-frame token logits and ego motion for every input frame.
+
+        Args:
+            tokens (torch.Tensor): ``(B, T, h, w)`` long code indices in ``[0, K)``.
+            ego_motion (torch.Tensor): ``(B, T, pose_dims)`` float per-frame ego motion
+                (frame ``t`` relative to ``t - 1``; zeros for the first frame).
+            codebook (torch.Tensor, optional): ``(K, D)`` code vectors, required for
+                ``token_embed='codebook'`` (used detached).
+
+        Returns:
+            tuple: ``logits`` ``(B, T, K, h, w)`` float (output ``t`` predicts frame
+            ``t + 1``) and ``motion`` ``(B, T, pose_dims)`` float (motion of ``t + 1``
+            relative to ``t``).
+
+        Raises:
+            ValueError: On bad shapes, ``T > max_frames`` or a missing codebook.
+        """
+        if tokens.dim() != 4 or tuple(tokens.shape[2:]) != self.token_grid:
+            raise ValueError(f'OccWorldTransformer: tokens must be (B, T, '
+                             f'{self.token_grid[0]}, {self.token_grid[1]}) (token_grid), got '
+                             f'{tuple(tokens.shape)}')
+        b, t = tokens.shape[:2]
+        if t > self.max_frames:
+            raise ValueError(f'OccWorldTransformer: T={t} exceeds max_frames='
+                             f'{self.max_frames}')
+        if ego_motion.shape != (b, t, self.pose_dims):
+            raise ValueError(f'OccWorldTransformer: ego_motion must be ({b}, {t}, '
+                             f'{self.pose_dims}), got {tuple(ego_motion.shape)}')
+        if self.token_embed == 'table':
+            x = self.embed(tokens.long())
+        else:
+            if codebook is None:
+                raise ValueError("OccWorldTransformer: token_embed='codebook' needs the "
+                                 'codebook argument')
+            x = self.embed(F.embedding(tokens.long(), codebook.detach()))
+        x = x + self.spatial_embed + self.temporal_embed[:, :t]
+        x = x + self.pose_encoder(ego_motion.to(x.dtype))[:, :, None, None, :]
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm_out(x)
+        logits = self.head(x).permute(0, 1, 4, 2, 3)
+        motion = self.pose_decoder(x.mean(dim=(2, 3)))
+        return logits, motion

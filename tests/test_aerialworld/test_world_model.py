@@ -1,0 +1,175 @@
+"""World transformer causality and the AerialWorld model (stages, losses, predict)."""
+import copy
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.structures import BaseDataElement
+
+from aerialworld_model_helpers import TINY_TRANSFORMER, synthetic_batch, tiny_model_cfg
+from projects.common.hooks.checkpoint_compat import history_buffers_to_plain
+from projects.common.structures import ego_motion_from_poses
+from projects.registry import MODELS
+
+
+def _transformer(**overrides):
+    cfg = copy.deepcopy(TINY_TRANSFORMER)
+    cfg.update(num_codes=32, token_grid=(5, 5), code_dim=16, token_embed='table')
+    cfg.update(overrides)
+    return MODELS.build(cfg).eval()
+
+
+@pytest.mark.parametrize('spatial_mode', ['attn', 'conv'])
+def test_transformer_is_causal(spatial_mode):
+    torch.manual_seed(0)
+    net = _transformer(spatial_mode=spatial_mode, spatial_scales=(1, 2))
+    tokens = torch.randint(0, 32, (2, 6, 5, 5))
+    motion = torch.randn(2, 6, 4)
+    logits, pose = net(tokens, motion)
+    assert logits.shape == (2, 6, 32, 5, 5) and pose.shape == (2, 6, 4)
+    for t in range(5):
+        tok2, mot2 = tokens.clone(), motion.clone()
+        tok2[:, t + 1:] = torch.randint(0, 32, tok2[:, t + 1:].shape)
+        mot2[:, t + 1:] += 1.0
+        logits2, pose2 = net(tok2, mot2)
+        assert torch.equal(logits2[:, :t + 1], logits[:, :t + 1])
+        assert torch.equal(pose2[:, :t + 1], pose[:, :t + 1])
+        assert not torch.equal(logits2[:, t + 1:], logits[:, t + 1:])
+
+
+def test_aerialworld_end_to_end_causal():
+    """Changing the occupancy / pose of frame t+1 leaves outputs for frames <= t unchanged."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(train_stage='world')).eval()
+    batch = synthetic_batch(frames=4)
+    logits, motion = model(batch, mode='tensor')
+    occ2 = batch['occupancy'].clone()
+    occ2[:, 2:] = torch.randint(0, 4, occ2[:, 2:].shape, dtype=torch.uint8)
+    poses2 = batch['poses'].clone()
+    poses2[:, 2:, :3] += 5.0
+    logits2, motion2 = model(dict(occupancy=occ2, poses=poses2), mode='tensor')
+    assert torch.equal(logits2[:, :2], logits[:, :2])
+    assert torch.equal(motion2[:, :2], motion[:, :2])
+
+
+def _train(model, batch, steps, lr=3e-3):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    model.train()
+    totals = []
+    for _ in range(steps):
+        losses = model(batch, mode='loss')
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        totals.append(total.item())
+    return totals, losses
+
+
+def test_losses_decrease_in_both_stages_and_tokenizer_frozen():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(train_stage='tokenizer'))
+    batch = synthetic_batch(frames=4)
+    totals, losses = _train(model, batch, 25)
+    assert {'loss_recon_focal', 'loss_recon_dice', 'loss_recon_mm', 'loss_vq'} <= set(losses)
+    assert 'recon_iou' in losses and 'loss' not in 'recon_iou'
+    assert sum(totals[-5:]) < 0.7 * sum(totals[:5])
+
+    model.set_stage('world')
+    model.train()
+    assert not model.tokenizer.training and model.transformer.training
+    assert all(not p.requires_grad for p in model.tokenizer.parameters())
+    tok_state = {k: v.clone() for k, v in model.tokenizer.state_dict().items()}
+    totals, losses = _train(model, batch, 25)
+    assert {'loss_token', 'loss_pose', 'loss_pred_focal', 'loss_pred_dice',
+            'loss_pred_mm', 'acc_token', 'acc_token_copy_last'} <= set(losses)
+    assert sum(totals[-5:]) < 0.8 * sum(totals[:5])
+    assert all(p.grad is None for p in model.tokenizer.parameters())
+    for k, v in model.tokenizer.state_dict().items():
+        assert torch.equal(v, tok_state[k]), k  # weights, codebook and buffers untouched
+
+    model.set_stage('tokenizer')
+    model.train()
+    assert model.tokenizer.training
+    assert all(p.requires_grad for p in model.tokenizer.parameters())
+
+
+def test_joint_stage_has_both_losses():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(train_stage='joint', world_occ_loss_frames='all'))
+    losses = model(synthetic_batch(frames=4), mode='loss')
+    assert {'loss_recon_focal', 'loss_vq', 'loss_token', 'loss_pred_focal'} <= set(losses)
+
+
+def test_predict_contract_fields():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(train_stage='world')).eval()
+    batch = synthetic_batch(batch=2, frames=5)
+    samples = [BaseDataElement(metainfo=dict(session='s', sample_idx=i)) for i in range(2)]
+    out = model(batch, samples, mode='predict')
+    assert len(out) == 2
+    motion = ego_motion_from_poses(batch['poses'])
+    for i, s in enumerate(out):
+        assert s.metainfo['session'] == 's' and s.metainfo['sample_idx'] == i
+        for key in ('pred_occ', 'gt_occ', 'baseline_occ'):
+            v = getattr(s, key)
+            assert v.dtype == torch.uint8 and v.shape == (2, 10, 10, 6) and v.device.type == 'cpu'
+        for key in ('pred_ego_motion', 'gt_ego_motion', 'baseline_ego_motion'):
+            v = getattr(s, key)
+            assert v.dtype == torch.float32 and v.shape == (2, 4)
+        # history = frames 0, 1; future = frames 2, 3
+        assert torch.equal(s.gt_occ, batch['occupancy'][i, 2:4])
+        assert torch.equal(s.baseline_occ[0], batch['occupancy'][i, 1])
+        assert torch.equal(s.baseline_occ[1], batch['occupancy'][i, 1])
+        assert torch.allclose(s.gt_ego_motion, motion[i, 1:3])
+        assert torch.allclose(s.baseline_ego_motion, motion[i, 0:1].expand(2, 4))
+        assert int(s.pred_occ.max()) < 4
+    out = model(batch, mode='predict')  # no data samples: new ones are created
+    assert out[0].metainfo['num_future'] == 2
+    with pytest.raises(ValueError, match='num_history'):
+        model(synthetic_batch(frames=3), mode='predict')
+
+
+def test_tokenizer_checkpoint_loading(tmp_path):
+    torch.manual_seed(0)
+    stage1 = MODELS.build(tiny_model_cfg(train_stage='tokenizer'))
+    hub = MessageHub.get_instance('aw_test_hub')
+    hub.update_scalar('train/loss', 1.0)
+    hub_state = hub.state_dict()
+    raw = dict(meta=dict(iter=1),
+               state_dict={'module.' + k: v for k, v in stage1.state_dict().items()},
+               message_hub=hub_state)
+    torch.save(raw, str(tmp_path / 'raw.pth'))
+    with pytest.raises(RuntimeError, match='CheckpointCompatHook'):
+        MODELS.build(tiny_model_cfg(tokenizer_ckpt=str(tmp_path / 'raw.pth')))
+    # as written by the runner with CheckpointCompatHook (message hub as plain data)
+    hub_state['log_scalars'] = history_buffers_to_plain(hub_state['log_scalars'])
+    path = str(tmp_path / 'stage1.pth')
+    torch.save(dict(raw, message_hub=hub_state), path)
+    stage2 = MODELS.build(tiny_model_cfg(train_stage='world', tokenizer_ckpt=path))
+    stage2.init_weights()
+    for k, v in stage1.tokenizer.state_dict().items():
+        assert torch.equal(stage2.tokenizer.state_dict()[k], v), k
+    # a bare tokenizer state dict works too; a mismatching one names the option
+    torch.save(stage1.tokenizer.state_dict(), str(tmp_path / 'tok.pth'))
+    MODELS.build(tiny_model_cfg(tokenizer_ckpt=str(tmp_path / 'tok.pth')))
+    other = tiny_model_cfg()
+    other['tokenizer']['code_dim'] = 8
+    with pytest.raises(RuntimeError, match='tokenizer_ckpt'):
+        MODELS.build(dict(other, tokenizer_ckpt=path))
+
+
+def test_config_errors():
+    cfg = tiny_model_cfg()
+    cfg['transformer']['token_grid'] = (4, 4)
+    with pytest.raises(ValueError, match='transformer.token_grid'):
+        MODELS.build(cfg)
+    with pytest.raises(ValueError, match='train_stage'):
+        MODELS.build(tiny_model_cfg(train_stage='stage2'))
+    with pytest.raises(ValueError, match='num_classes'):
+        MODELS.build(tiny_model_cfg(num_classes=5))
+    model = MODELS.build(tiny_model_cfg())
+    bad = synthetic_batch(grid=(10, 10, 7))
+    with pytest.raises(ValueError, match='grid_size'):
+        model(bad, mode='loss')
