@@ -134,7 +134,9 @@ def load_xml(path: str) -> Tuple[etree._ElementTree, int]:
         recovered from (logged as a warning when non-zero).
 
     Raises:
-        CityGMLError: when the file is missing, empty, or not XML (message names the file).
+        CityGMLError: when the file is missing, empty, not XML, or has fatal XML errors such
+            as truncation (recoverable errors such as an undeclared namespace prefix are
+            logged and counted instead); the message names the file.
     """
     if not os.path.isfile(path):
         raise CityGMLError(f'CityGML file not found: {path}')
@@ -153,6 +155,11 @@ def load_xml(path: str) -> Tuple[etree._ElementTree, int]:
     if local_name(root.tag) != 'CityModel':
         raise CityGMLError(
             f'{path} is not a CityGML file: root element is <{root.tag}>, expected CityModel')
+    fatal = [e for e in parser.error_log if e.level_name == 'FATAL']
+    if fatal:
+        e = fatal[0]
+        raise CityGMLError(f'{path} is corrupt or truncated ({len(fatal)} fatal XML error(s); '
+                           f'first: line {e.line}: {e.message})')
     n_err = len(parser.error_log)
     if n_err:
         kinds = Counter(e.type_name for e in parser.error_log)

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -252,7 +252,10 @@ class PlateauOccupancyConverter:
                     logger.info('%s is identical to %s; read once', f, seen[digest])
                     continue
                 seen[digest] = f
-                parsed.append(read_citygml(f))
+                p = read_citygml(f)
+                if not p.objects:
+                    logger.warning('%s holds no usable city object', f)
+                parsed.append(p)
             self.parsed.extend(parsed)
             for site_objs in group_into_sites(tile, parsed, self.cfg.site_gap_m):
                 mesh = SceneMesh.build(site_objs)
@@ -260,7 +263,8 @@ class PlateauOccupancyConverter:
                 dsm = SurfaceModel(*mesh.surface_height_map(area, 1.0), 1.0).dilated(4.0)
                 self.sites[mesh.name] = Site(mesh, LidarSimulator(mesh), dsm)
         if not self.sites:
-            raise CityGMLError(f'no usable geometry in {self.tile_dirs}')
+            raise CityGMLError('no usable geometry in the files '
+                               f'{[f for _, fs in find_gml_files(self.tile_dirs) for f in fs]}')
         self.mesh_seconds = time.perf_counter() - t0
         logger.info('mesh preparation: %d site(s) in %.1f s', len(self.sites),
                     self.mesh_seconds)
@@ -312,17 +316,36 @@ class PlateauOccupancyConverter:
         return plans
 
     def _assign_splits(self, plans: List[SessionPlan]) -> None:
+        """Mark about ``val_fraction`` of the sessions as val, whole sessions only.
+
+        The number of val sessions is ``round(val_fraction * N)`` (at least 1 when N >= 2);
+        they go first one per kind (rover first, then the drone kinds), then to the kinds
+        furthest below their share; every kind keeps at least one train session. Which
+        session of a kind is chosen is random (seeded).
+        """
+        n = len(plans)
+        if self.cfg.val_fraction <= 0 or n < 2:
+            return
+        n_val = max(1, int(round(self.cfg.val_fraction * n)))
+        order = [ROVER_KIND] + list(DRONE_KINDS)
+        groups = {k: [p for p in plans if p.kind == k] for k in order}
+        groups = {k: g for k, g in groups.items() if len(g) >= 2}
+        given = dict.fromkeys(groups, 0)
+        for k in groups:
+            if n_val == sum(given.values()):
+                break
+            given[k] = 1
+        while sum(given.values()) < n_val:
+            open_kinds = [k for k in groups if given[k] < len(groups[k]) - 1]
+            if not open_kinds:
+                break
+            k = max(open_kinds, key=lambda k_: (self.cfg.val_fraction * len(groups[k_])
+                                                - given[k_], -order.index(k_)))
+            given[k] += 1
         rng = np.random.default_rng([self.cfg.seed, 7919])
-        kinds = sorted({p.kind for p in plans})
-        for kind in kinds:
-            group = [p for p in plans if p.kind == kind]
-            n_val = int(round(self.cfg.val_fraction * len(group)))
-            if self.cfg.val_fraction > 0 and len(group) >= 2:
-                n_val = min(max(n_val, 1), len(group) - 1)
-            else:
-                n_val = 0
-            for j in rng.permutation(len(group))[:n_val]:
-                group[j].split = 'val'
+        for k, g in groups.items():
+            for j in rng.permutation(len(g))[:given[k]]:
+                g[j].split = 'val'
 
     def simulate(self, plan: SessionPlan) -> Trajectory:
         """Trajectory of a planned session (deterministic given the seed and the plan)."""

@@ -33,7 +33,7 @@ import numpy as np
 import open3d as o3d
 import shapely
 import trimesh
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import Polygon
 
 from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
 from .citygml import CityObject, ParsedCityGML
@@ -52,6 +52,7 @@ CATEGORY_CODE = {'building': 'bldg', 'bridge': 'brid', 'road': 'tran', 'terrain'
 REFLECTIVITY = np.array([0.40, 0.60, 0.50, 0.15, 0.35, 0.75, 0.0], dtype=np.float32)
 
 ROAD_DRAPE_OFFSET = 0.02  # m, roads lie this far above the ground (wins LiDAR hits)
+MIN_FACE_AREA = 1e-6  # m^2; zero-area triangles (collinear ring points) are removed
 GROUND_EPS = 0.05  # m, a surface at height h marks the voxel containing h - GROUND_EPS
 
 
@@ -289,7 +290,15 @@ class SceneMesh:
             for v, _ in parts:
                 content[:2] = np.minimum(content[:2], v[:, :2].min(0))
                 content[2:] = np.maximum(content[2:], v[:, :2].max(0))
-        meshes = {c: trimesh.Trimesh(*_merge(p), process=False) for c, p in per_cat.items()}
+        meshes = {}
+        for c, p in per_cat.items():
+            v, f = _merge(p)
+            good = _triangle_areas(v, f) > MIN_FACE_AREA
+            if not good.all():
+                report[f'{c}_degenerate_triangles_removed'] += int((~good).sum())
+            if c == 'building':
+                b_ids = [np.concatenate(b_ids)[good]]
+            meshes[c] = trimesh.Trimesh(v, f[good], process=False)
 
         plane_ext = content + np.array([-1, -1, 1, 1]) * ground_margin
         tin_area = float(meshes['terrain'].area_faces.sum()) if 'terrain' in meshes else 0.0
@@ -378,8 +387,21 @@ class SceneMesh:
     # ------------------------------------------------------------------ queries
     def structure_categories(self) -> List[str]:
         """Categories present other than the ground classes (terrain, road)."""
-        return [c for c in CATEGORY_PRIORITY if c in self.meshes and c not in ('terrain',
-                                                                                 'road')]
+        ground = ('terrain', 'road')
+        return [c for c in CATEGORY_PRIORITY if c in self.meshes and c not in ground]
+
+    def building_footprint(self, index: int):
+        """Footprint of building ``index`` (xy union of its non-vertical faces).
+
+        Args:
+            index (int): building index (see ``building_ids``).
+
+        Returns:
+            shapely geometry | None: (Multi)Polygon in the site frame (m).
+        """
+        m = self.meshes['building']
+        faces = np.asarray(m.faces)[self.building_ids == index]
+        return _footprint(np.asarray(m.vertices), faces)
 
     def max_height(self) -> float:
         """Highest vertex of any mesh (m above the datum)."""
@@ -655,7 +677,7 @@ class GlobalSemanticGrid:
         n_marked = 0
         ends = np.cumsum(n)
         start_tri = 0
-        budget = 4_000_000
+        budget = 1_000_000
         while start_tri < len(f):
             base = ends[start_tri - 1] if start_tri else 0
             stop = int(np.searchsorted(ends, base + budget, side='right'))

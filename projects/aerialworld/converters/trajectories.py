@@ -317,7 +317,7 @@ def rover_trajectory(rng: np.random.Generator, road_area, num_frames: int,
     if abs(step - round(step)) > 1e-6 or num_frames < 2:
         raise ValueError(f'invalid rover timing: frame_rate={frame_rate}, dt={dt}, '
                          f'num_frames={num_frames}')
-    drivable = road_area.buffer(2.0).buffer(-2.0 - margin)  # close gaps, keep off the edge
+    drivable = road_area.buffer(0.25).buffer(-0.25 - margin)  # close slivers, keep off edges
     parts = [g for g in getattr(drivable, 'geoms', [drivable]) if g.area > 1.0]
     if not parts:
         raise ValueError(f'roads too narrow for a rover with margin {margin} m')
@@ -353,21 +353,27 @@ def rover_trajectory(rng: np.random.Generator, road_area, num_frames: int,
     yaw = np.zeros(n)
     xy[0] = start
     v, rate = 0.0, 0.0
+    turning_to = None  # absolute heading while turning on the spot at a dead end
+    target, v_target = 0.0, cruise
     for i in range(n):
         yaw[i] = heading
         if i + 1 == n:
             break
-        if i % 2 == 0:  # re-plan at 10 Hz
-            fd = free_distance(xy[i], heading + cand)
-            score = fd - 2.0 * np.abs(cand - pref[i])
-            best = int(np.argmax(score))
-            if fd.max() < 2.0:  # dead end: turn on the spot towards the most open side
-                fd_all = free_distance(xy[i], heading + all_dirs)
-                target = all_dirs[int(np.argmax(fd_all))]
-                v_target = 0.3
+        if turning_to is not None:
+            err = float(np.angle(np.exp(1j * (turning_to - heading))))
+            if abs(err) < 0.15:
+                turning_to = None
             else:
-                target = cand[best]
-                v_target = min(cruise, 0.8 * fd[best])
+                target, v_target = err, 0.0
+        if turning_to is None and i % 2 == 0:  # re-plan at 10 Hz
+            fd = free_distance(xy[i], heading + cand)
+            if fd.max() < 2.5:  # dead end: turn on the spot towards the most open side
+                fd_all = free_distance(xy[i], heading + all_dirs)
+                turning_to = heading + all_dirs[int(np.argmax(fd_all))]
+                target, v_target = float(np.angle(np.exp(1j * (turning_to - heading)))), 0.0
+            else:
+                best = int(np.argmax(fd - 2.0 * np.abs(cand - pref[i])))
+                target, v_target = cand[best], min(cruise, 0.8 * fd[best])
         rate_cmd = np.clip(2.0 * target, -1.0, 1.0)
         rate += (rate_cmd - rate) * min(1.0, dt / 0.3)  # first-order lag: smooth heading
         v += np.clip(v_target - v, -1.5 * dt, 1.0 * dt)  # bounded acceleration
@@ -376,7 +382,7 @@ def rover_trajectory(rng: np.random.Generator, road_area, num_frames: int,
         nxt = xy[i] + v * dt * np.array([np.cos(heading), np.sin(heading)])
         if shapely.contains_xy(part, nxt[0], nxt[1]):
             xy[i + 1] = nxt
-        else:  # never leave the road: stop and turn
+        else:  # never leave the road: stop (the planner turns next)
             xy[i + 1] = xy[i]
             v = 0.0
     z = np.zeros(n) if ground_height is None else ground_height(xy)

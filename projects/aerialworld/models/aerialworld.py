@@ -20,7 +20,7 @@ Evaluation (``mode='predict'``) rolls the world model out autoregressively from 
 """
 import copy
 import pickle
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn

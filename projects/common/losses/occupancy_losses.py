@@ -17,7 +17,7 @@ Sources:
       discussion of OccWorld, W. Zheng et al., "OccWorld: Learning a 3D Occupancy World Model
       for Autonomous Driving", arXiv:2311.16038, 2023).
 """
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 import torch.nn as nn

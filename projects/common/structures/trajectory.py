@@ -15,16 +15,15 @@ trapezoidal rule (Heun's method on the velocity, see e.g. LaValle, *Planning Alg
     x' = x + (v cos θ + v' cos θ') / 2 dt
     y' = y + (v sin θ + v' sin θ') / 2 dt
 
-The inverse (:func:`unicycle_inverse`) is solved step by step in closed loop against the
-integrated state, so integrating the recovered actions reproduces the target positions to
-floating-point accuracy except where a curvature clip (near standstill) applies.
+The inverse (:func:`unicycle_inverse`) is a smoothness-regularised non-linear least-squares fit
+of the controls to the target positions (Gauss-Newton).
 """
 import math
 
 import torch
 
 __all__ = [
-    'wrap_angle', 'unicycle_rollout', 'unicycle_inverse', 'estimate_velocity_ls',
+    'wrap_angle', 'unicycle_rollout', 'unicycle_inverse', 'unicycle_inverse_exact', 'estimate_velocity_ls',
     'constant_velocity_baseline', 'yaw_from_rotation', 'rotation_from_yaw',
     'ego_history_features'
 ]
@@ -67,61 +66,113 @@ def unicycle_rollout(actions, v0, dt=0.1):
     return torch.stack([x, y, yaw[..., 1:], v[..., 1:]], dim=-1)
 
 
-def unicycle_inverse(traj_xy, v0, dt=0.1, max_curvature=1.0, min_speed=0.2):
+def unicycle_inverse(traj_xy, v0, dt=0.1, action_scale=(1.0, 0.05), smooth_weight=0.1,
+                     ridge=1e-4, num_iters=8):
     """Recover unicycle controls whose rollout follows ``traj_xy`` (teacher actions).
 
-    Closed-loop step-wise inverse of :func:`unicycle_rollout`: from the *integrated* state
-    ``(p, θ, v)`` the next position ``p*`` fixes ``w = 2 (p* - p) / dt - v (cos θ, sin θ)``
-    (= ``v' (cos θ', sin θ')``), so ``θ' = atan2 w`` and ``v' = |w|`` (or ``-|w|`` with the
-    heading flipped when that needs a smaller turn, i.e. reversing). The curvature
-    ``κ = Δθ / (v̄ dt)`` is clipped to ``±max_curvature`` and set to 0 below ``min_speed``
-    (standstill: the heading of ``w`` is noise); after a clip ``v'`` is the projection of
-    ``w`` on the clipped heading and the next step corrects the residual, so errors never
-    accumulate.
+    Regularised non-linear least squares solved by Gauss-Newton / Levenberg-Marquardt
+    (batched, float64, Jacobians by forward-mode autodiff ``torch.func.jacfwd``)::
+
+        min_u  Σ_t ‖rollout(u ⊙ s, v0)_t - p_t‖²  +  w Σ_t ‖u_{t+1} - u_t‖²  +  ρ ‖u‖²
+
+    with ``u`` the controls divided by ``action_scale`` ``s``. The smoothness term ``w``
+    suppresses the alternating (zig-zag) solutions that an exact step-by-step inversion of the
+    trapezoidal rule produces from position noise or a mismatched ``v0``; the tiny ridge
+    ``ρ`` makes the curvature determined at standstill (where it does not move the vehicle).
+    On real nuScenes ego tracks the rollout of the result stays within a few centimetres of the
+    target over 6.4 s (tested).
 
     Args:
         traj_xy (Tensor): (..., T, 2) float target positions at ``dt .. T dt`` (metres, ego
             frame at t0).
         v0 (Tensor): (...,) float speed at t0 (m/s), e.g. from :func:`estimate_velocity_ls`.
         dt (float): step in seconds.
-        max_curvature (float): curvature clip (1/m).
-        min_speed (float): mean step speed (m/s) under which curvature is set to 0.
+        action_scale (tuple[float]): scale of (acceleration m/s², curvature 1/m).
+        smooth_weight (float): ``w``.
+        ridge (float): ``ρ``.
+        num_iters (int): Gauss-Newton iterations.
 
     Returns:
-        Tensor: (..., T, 2) float ``[acceleration, curvature]``.
+        Tensor: (..., T, 2) ``[acceleration m/s², curvature 1/m]``, dtype of ``traj_xy``.
     """
+    from torch.func import jacfwd, vmap
     shape = traj_xy.shape[:-2]
     num_steps = traj_xy.shape[-2]
+    target = traj_xy.detach().reshape(-1, num_steps, 2).double()
+    speed0 = v0.detach().double().expand(shape).reshape(-1)
+    scale = torch.tensor(action_scale, dtype=torch.float64, device=traj_xy.device)
+
+    def residual(u_flat, v, tgt):
+        roll = unicycle_rollout(u_flat.view(num_steps, 2) * scale, v, dt)
+        return (roll[:, :2] - tgt).reshape(-1)
+
+    n = 2 * num_steps
+    eye = torch.eye(n, dtype=torch.float64, device=traj_xy.device)
+    diff = (eye[2:] - eye[:-2])  # first differences per channel (interleaved a, κ)
+    reg = smooth_weight * diff.T @ diff + ridge * eye
+    u = target.new_zeros(target.shape[0], n)
+    jac_fn = vmap(jacfwd(residual), in_dims=(0, 0, 0))
+    res_fn = vmap(residual, in_dims=(0, 0, 0))
+    for _ in range(num_iters):
+        jac = jac_fn(u, speed0, target)  # (N, 2T, 2T)
+        res = res_fn(u, speed0, target)
+        lhs = jac.transpose(1, 2) @ jac + reg
+        rhs = (jac.transpose(1, 2) @ res[..., None])[..., 0] + u @ reg
+        u = u - torch.linalg.solve(lhs, rhs[..., None])[..., 0]
+    actions = u.view(*shape, num_steps, 2) * scale
+    return actions.to(traj_xy.dtype)
+
+
+def unicycle_inverse_exact(traj_xy, v0, dt=0.1, max_curvature=1.0, min_speed=0.2):
+    """Step-wise exact inverse of :func:`unicycle_rollout` (closed loop, no smoothing).
+
+    From the *integrated* state ``(p, θ, v)`` the next target position fixes
+    ``w = 2 (p* - p) / dt - v (cos θ, sin θ) = v' (cos θ', sin θ')``, hence ``θ'`` and ``v'``
+    (negative when reversing needs the smaller turn). The curvature ``κ = Δθ / (v̄ dt)`` is
+    clipped to ``±max_curvature`` and 0 below ``min_speed``; after a clip ``v'`` is the
+    projection of ``w`` on the reachable heading and the next step corrects the residual, so
+    errors do not accumulate. Integrating the result reproduces ``traj_xy`` to floating-point
+    accuracy wherever no clip applies; the price is that position noise or a mismatched ``v0``
+    shows up as alternating (zig-zag) accelerations — use :func:`unicycle_inverse` for
+    training targets.
+
+    Args:
+        traj_xy (Tensor): (..., T, 2) float target positions (metres).
+        v0 (Tensor): (...,) float speed at t0 (m/s).
+        dt (float): step in seconds.
+        max_curvature (float): curvature clip (1/m).
+        min_speed (float): mean step speed (m/s) under which the curvature is 0.
+
+    Returns:
+        Tensor: (..., T, 2) ``[acceleration m/s², curvature 1/m]``.
+    """
+    shape = traj_xy.shape[:-2]
     p = traj_xy.new_zeros(*shape, 2)
     yaw = traj_xy.new_zeros(shape)
     v = v0.to(traj_xy.dtype).expand(shape).clone()
     out = []
-    for t in range(num_steps):
+    for t in range(traj_xy.shape[-2]):
         heading = torch.stack([torch.cos(yaw), torch.sin(yaw)], dim=-1)
         w = 2.0 * (traj_xy[..., t, :] - p) / dt - v.unsqueeze(-1) * heading
-        speed = torch.linalg.norm(w, dim=-1)
         dyaw = wrap_angle(torch.atan2(w[..., 1], w[..., 0]) - yaw)
         reverse = dyaw.abs() > math.pi / 2
         dyaw = torch.where(reverse, wrap_angle(dyaw + math.pi), dyaw)
+        speed = torch.linalg.norm(w, dim=-1)
         v_new = torch.where(reverse, -speed, speed)
         v_mid = 0.5 * (v + v_new)
         moving = v_mid.abs() >= min_speed
-        curv = torch.where(moving, dyaw / (v_mid.abs().clamp_min(min_speed) * dt)
-                           * torch.sign(v_mid), torch.zeros_like(dyaw))
+        safe = torch.where(moving, v_mid, torch.ones_like(v_mid))
+        curv = torch.where(moving, dyaw / (safe * dt), torch.zeros_like(dyaw))
         curv = curv.clamp(-max_curvature, max_curvature)
-        dyaw_eff = curv * v_mid * dt
-        clipped = (dyaw_eff - dyaw).abs() > 1e-9
-        new_yaw = yaw + dyaw_eff
+        reach = yaw + curv * v_mid * dt
+        clipped = (curv * v_mid * dt - dyaw).abs() > 1e-9
+        reach_heading = torch.stack([torch.cos(reach), torch.sin(reach)], dim=-1)
+        v_new = torch.where(clipped, (w * reach_heading).sum(-1), v_new)
+        new_yaw = yaw + curv * 0.5 * (v + v_new) * dt
         new_heading = torch.stack([torch.cos(new_yaw), torch.sin(new_yaw)], dim=-1)
-        v_new = torch.where(clipped, (w * new_heading).sum(-1), v_new)
-        acc = (v_new - v) / dt
-        # recompute the effective turn with the (possibly re-projected) speed, as the rollout does
-        v_mid = 0.5 * (v + v_new)
-        new_yaw = yaw + curv * v_mid * dt
-        new_heading = torch.stack([torch.cos(new_yaw), torch.sin(new_yaw)], dim=-1)
+        out.append(torch.stack([(v_new - v) / dt, curv], dim=-1))
         p = p + 0.5 * dt * (v.unsqueeze(-1) * heading + v_new.unsqueeze(-1) * new_heading)
         yaw, v = new_yaw, v_new
-        out.append(torch.stack([acc, curv], dim=-1))
     return torch.stack(out, dim=-2)
 
 

@@ -34,7 +34,7 @@ import pickle
 
 import numpy as np
 
-__all__ = ['NUSCENES_MINI_SPLITS', 'AGENT_TYPES', 'MAP_TYPES', 'map_type_id',
+__all__ = ['repair_track_outliers', 'NUSCENES_MINI_SPLITS', 'AGENT_TYPES', 'MAP_TYPES', 'map_type_id',
            'convert_scenario', 'build_windows', 'convert_scenarionet']
 
 #: Official nuScenes v1.0-mini splits (nuscenes-devkit ``splits.mini_train`` / ``mini_val``).
@@ -58,6 +58,40 @@ def map_type_id(name):
     if 'CROSSWALK' in name or 'PED_CROSSING' in name:
         return 3
     return 4
+
+
+def repair_track_outliers(xy, threshold=0.5):
+    """Replace isolated out-of-sequence poses of a 10 Hz track by interpolation.
+
+    The ScenarioNet nuScenes ego tracks contain single poses that jump ahead by one step and
+    back (e.g. scene-1077 near its end: +1.5 m, -1.47 m, +1.52 m at 15 m/s), i.e. physically
+    impossible accelerations. A pose whose distance to the midpoint of its neighbours exceeds
+    ``threshold`` metres (≥ 100 m/s² at 10 Hz) is replaced by that midpoint (end poses: by the
+    linear extrapolation of the two previous / next poses). Repeats until none is left.
+
+    Args:
+        xy (ndarray): (T, 2) float positions (metres).
+        threshold (float): outlier distance (metres).
+
+    Returns:
+        tuple[ndarray, list[int]]: repaired copy and the repaired indices.
+    """
+    xy = np.array(xy, dtype=np.float64, copy=True)
+    repaired = []
+    for _ in range(len(xy)):
+        if len(xy) < 3:
+            break
+        pred = np.empty_like(xy)
+        pred[1:-1] = 0.5 * (xy[:-2] + xy[2:])
+        pred[0] = 2 * xy[1] - xy[2]
+        pred[-1] = 2 * xy[-2] - xy[-3]
+        dev = np.linalg.norm(xy - pred, axis=1)
+        worst = int(np.argmax(dev))
+        if dev[worst] <= threshold:
+            break
+        xy[worst] = pred[worst]
+        repaired.append(worst)
+    return xy, sorted(repaired)
 
 
 def _concat(polys):
@@ -101,8 +135,16 @@ def convert_scenario(path):
         raise ValueError(f'{path}: ego track has NaN/inf poses')
     if not np.asarray(ego['valid']).astype(bool).all():
         raise ValueError(f'{path}: ego track has invalid steps')
-    agents = [(k, v) for k, v in scen['tracks'].items() if k != meta['sdc_id']]
+    ego_xy, repaired = repair_track_outliers(ego_xy)
     num_steps = len(ego_xy)
+    tail = [i for i in repaired if i >= num_steps - 10]
+    if tail:  # the last poses of these scenes are unreliable: cut the scene before them
+        num_steps = min(tail) - 1
+        ego_xy, ego_yaw = ego_xy[:num_steps], ego_yaw[:num_steps]
+    if repaired:
+        print(f'{path}: repaired out-of-sequence ego poses at steps {sorted(set(repaired))}'
+              + (f'; scene cut to {num_steps} steps' if tail else ''))
+    agents = [(k, v) for k, v in scen['tracks'].items() if k != meta['sdc_id']]
     agent_xy = np.zeros((len(agents), num_steps, 2), np.float32)
     agent_yaw = np.zeros((len(agents), num_steps), np.float32)
     agent_valid = np.zeros((len(agents), num_steps), bool)
@@ -110,16 +152,17 @@ def convert_scenario(path):
     agent_size = np.zeros((len(agents), 2), np.float32)
     for i, (_, trk) in enumerate(agents):
         st = trk['state']
-        valid = np.asarray(st['valid']).astype(bool)
-        pos = np.asarray(st['position'], np.float64)[:, :2]
+        valid = np.asarray(st['valid']).astype(bool)[:num_steps]
+        pos = np.asarray(st['position'], np.float64)[:num_steps, :2]
         valid &= np.isfinite(pos).all(-1)
         agent_xy[i] = np.where(valid[:, None], pos, 0.0)
-        agent_yaw[i] = np.where(valid, np.nan_to_num(np.asarray(st['heading']).reshape(-1)), 0)
+        heading = np.asarray(st['heading']).reshape(-1)[:num_steps]
+        agent_yaw[i] = np.where(valid, np.nan_to_num(heading), 0)
         agent_valid[i] = valid
         agent_type[i] = AGENT_TYPES.get(trk['type'], 3)
         if valid.any():
-            agent_size[i] = [np.asarray(st['length']).reshape(-1)[valid].max(),
-                             np.asarray(st['width']).reshape(-1)[valid].max()]
+            agent_size[i] = [np.asarray(st['length']).reshape(-1)[:num_steps][valid].max(),
+                             np.asarray(st['width']).reshape(-1)[:num_steps][valid].max()]
     feats = list(scen['map_features'].values())
     map_points, map_offsets, _ = _concat([f['polyline'] for f in feats if 'polyline' in f])
     map_type = np.array([map_type_id(f['type']) for f in feats

@@ -1,1 +1,5 @@
-"""projects.drive_distill.datasets."""
+"""projects.drive_distill.datasets: index-file datasets and the seeded checkpoint hook."""
+from .drive_dataset import DriveDistillDataset
+from .hooks import SeededCheckpointHook
+
+__all__ = ['DriveDistillDataset', 'SeededCheckpointHook']

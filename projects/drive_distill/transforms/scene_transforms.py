@@ -24,7 +24,7 @@ from mmcv.transforms import BaseTransform
 from projects.common.structures.trajectory import ego_history_features
 from projects.registry import TRANSFORMS
 
-__all__ = ['LoadScenarioWindow', 'RandomFlipY', 'VectorizeScene', 'RasterizeScene',
+__all__ = ['LoadScenarioWindow', 'RandomFlipY', 'ComputeTeacherActions', 'VectorizeScene', 'RasterizeScene',
            'PackDriveInputs', 'to_ego_frame']
 
 _SCENE_CACHE = OrderedDict()
@@ -349,6 +349,47 @@ class RasterizeScene(BaseTransform):
         return results
 
 
+_ACTION_CACHE = {}
+
+
+@TRANSFORMS.register_module()
+class ComputeTeacherActions(BaseTransform):
+    """Teacher unicycle controls of the label trajectory (``teacher_actions`` (T, 2)).
+
+    ``v0`` comes from the ego history (ridge least squares, as the student uses at inference);
+    the controls from :func:`~projects.common.structures.trajectory.unicycle_inverse`
+    (smoothness-regularised Gauss-Newton). Results are cached per ``sample_id`` (the inverse
+    costs tens of milliseconds); a mirrored sample (``flipped``) uses the cached controls with
+    the curvature negated, which is exact for the mirror image.
+
+    Args:
+        smooth_weight (float): smoothness weight of the inverse.
+        dt (float): step (s).
+    """
+
+    def __init__(self, smooth_weight=0.1, dt=0.1):
+        self.smooth_weight = smooth_weight
+        self.dt = dt
+
+    def transform(self, results):
+        """Add ``teacher_actions`` (see the class docstring)."""
+        from projects.common.structures.trajectory import estimate_velocity_ls, unicycle_inverse
+        flipped = results.get('flipped', False)
+        key = (str(results.get('sample_id')), self.smooth_weight)
+        if key not in _ACTION_CACHE:
+            sign = np.array([1.0, -1.0]) if flipped else np.array([1.0, 1.0])
+            hist = torch.as_tensor(results['hist_xy'] * sign, dtype=torch.float64)
+            gt = torch.as_tensor(results['gt_traj'][:, :2] * sign, dtype=torch.float64)
+            v0 = estimate_velocity_ls(hist, dt=self.dt)[..., 0]
+            _ACTION_CACHE[key] = unicycle_inverse(gt, v0, self.dt,
+                                                  smooth_weight=self.smooth_weight).numpy()
+        act = _ACTION_CACHE[key].astype(np.float32).copy()
+        if flipped:
+            act[:, 1] = -act[:, 1]
+        results['teacher_actions'] = act
+        return results
+
+
 @TRANSFORMS.register_module()
 class PackDriveInputs(BaseTransform):
     """Pack model inputs and targets into tensors.
@@ -387,6 +428,8 @@ class PackDriveInputs(BaseTransform):
         samples = dict(gt_traj=gt, hist_xy=hist_xy,
                        gt_mask=torch.as_tensor(results.get('gt_mask', np.ones(len(gt), bool))),
                        sample_id=str(results.get('sample_id', results.get('sample_idx', ''))))
+        if 'teacher_actions' in results:
+            samples['teacher_actions'] = torch.as_tensor(results['teacher_actions'])
         if 'coc_embedding' in results:
             samples['coc_embedding'] = torch.as_tensor(results['coc_embedding'],
                                                        dtype=torch.float32)

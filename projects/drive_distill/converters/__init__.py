@@ -1,0 +1,1 @@
+"""projects.drive_distill.converters: data-source converters used by tools/data_converter/."""

@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Generate the bundled AerialWorld datasets from the PLATEAU tiles in ``data/plateau/``.
+
+Called by ``tools/install.sh``. Produces
+
+* ``data/tokyo_local/``: test_local grid (50 x 50 x 30, 0.8 m), 28 sessions x 32 frames with a
+  light 16-beam LiDAR: enough for a small CPU model to learn next-frame prediction;
+* ``data/tokyo/``: tokyo grid (200 x 200 x 121, 0.4 m), 8 sessions x 20 frames with the full
+  32-beam LiDAR.
+
+A dataset is skipped when its index files exist and the ``config_hash`` stored in their
+metainfo matches the current options and input files; otherwise it is regenerated.
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmengine.fileio import load  # noqa: E402
+
+from projects.aerialworld.converters import (INDEX_FILES, ConverterConfig,  # noqa: E402
+                                             config_hash, convert_plateau)
+
+TILES = ('ota_haneda', 'nishi_shinjuku')
+
+DATASETS = {
+    'tokyo_local': ConverterConfig(
+        grid='test_local', num_drone_sessions=22, num_rover_sessions=6,
+        frames_per_session=32, drone_altitudes=(6.0, 10.0, 15.0, 20.0),
+        lidar_drone=dict(elevations_deg=(-85.0, -5.0), num_beams=16, azimuth_steps=512,
+                         max_range=150.0, mount=(0.0, 0.0, -0.1)),
+        lidar_rover=dict(elevations_deg=(-25.0, 15.0), num_beams=16, azimuth_steps=512,
+                         max_range=100.0, mount=(0.0, 0.0, 1.8)),
+        seed=0, dataset_name='tokyo_plateau'),
+    'tokyo': ConverterConfig(
+        grid='tokyo', num_drone_sessions=6, num_rover_sessions=2, frames_per_session=20,
+        drone_altitudes=(20.0, 35.0, 50.0, 70.0, 90.0), seed=0, dataset_name='tokyo_plateau'),
+}
+
+
+def is_current(out_dir: str, h: str) -> bool:
+    """True when both index files exist and store config hash ``h``."""
+    for name in INDEX_FILES.values():
+        path = os.path.join(out_dir, name)
+        if not os.path.isfile(path):
+            return False
+        try:
+            if load(path)['metainfo'].get('config_hash') != h:
+                return False
+        except Exception:  # unreadable index: regenerate
+            return False
+    return True
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--data-root', default=os.path.join(ROOT, 'data'))
+    p.add_argument('--only', choices=sorted(DATASETS), nargs='+', default=None)
+    p.add_argument('--force', action='store_true', help='regenerate even when up to date')
+    p.add_argument('--log-level', default='WARNING')
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format='%(levelname)s %(message)s')
+    tiles = [os.path.join(args.data_root, 'plateau', t) for t in TILES]
+    t_all = time.perf_counter()
+    for name in args.only or list(DATASETS):
+        cfg = DATASETS[name]
+        out_dir = os.path.join(args.data_root, name)
+        h = config_hash(cfg, tiles)
+        if not args.force and is_current(out_dir, h):
+            print(f'[prepare_bundled_data] {out_dir}: up to date (config hash {h[:12]}), '
+                  'skipped')
+            continue
+        s = convert_plateau(tiles, out_dir, cfg, overwrite=True)
+        print(f"[prepare_bundled_data] {out_dir}: {s['sessions']} sessions "
+              f"({s['train_sessions']} train / {s['val_sessions']} val), {s['frames']} frames, "
+              f"{s['bytes'] / 2**20:.1f} MiB in {s['total_seconds']:.1f} s")
+    print(f'[prepare_bundled_data] done in {time.perf_counter() - t_all:.1f} s')
+
+
+if __name__ == '__main__':
+    main()
