@@ -98,7 +98,7 @@ def test_tokenizer_learns_round_trip():
     opt = torch.optim.Adam(tok.parameters(), lr=3e-3)
     tok.train()
     losses = []
-    for _ in range(150):
+    for _ in range(100):
         out = tok.forward_train(occ)
         loss = F.cross_entropy(out['logits'], occ.long()) + focal(out['logits'], occ) \
             + out['vq_loss']

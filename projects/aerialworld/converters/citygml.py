@@ -15,6 +15,9 @@ What is read (positions are ``lat lon h`` triples in EPSG:6697, heights orthomet
 * ``dem:TINRelief``: the triangles of ``gml:TriangulatedSurface`` (``terrain``).
 * ``tran:Road`` (and other transportation objects): ``lod1MultiSurface`` (``road``).
 * ``frn:CityFurniture``: LOD2 then LOD1 geometry (``city_furniture``).
+* generic objects, vegetation, water bodies, tunnels and other constructions: ``other``.
+  Other top-level members (land use, urban planning zones, ...) are not geometry of the
+  scene; they are skipped and counted as ``ignored_<ElementName>``.
 
 Every ring is validated: non-finite values drop the ring, coordinates outside the file's
 ``gml:Envelope`` (with a tolerance) drop the ring, implausible heights drop the ring,
@@ -288,6 +291,12 @@ _OBJECT_KINDS: Dict[str, Tuple[str, bool]] = {
     'Track': ('road', False),
     'Square': ('road', False),
     'TINRelief': ('terrain', False),
+    'GenericCityObject': ('other', False),
+    'SolitaryVegetationObject': ('other', False),
+    'PlantCover': ('other', False),
+    'WaterBody': ('other', False),
+    'Tunnel': ('other', False),
+    'OtherConstruction': ('other', False),
 }
 _CONTAINERS = {'cityObjectMember', 'featureMember', 'member', 'consistsOfBuildingPart',
                'outerBridgeConstruction', 'consistsOfBridgePart', 'reliefComponent',
@@ -344,6 +353,12 @@ class CityGMLReader:
             if gid is not None:
                 ids[gid] = el
         objects: List[CityObject] = []
+        for member in root:
+            if local_name(member.tag) in ('cityObjectMember', 'featureMember', 'member'):
+                for child in member:
+                    name = local_name(child.tag)
+                    if name and name not in _OBJECT_KINDS and name not in _CONTAINERS:
+                        report[f'ignored_{name}'] += 1
         for el in self._iter_objects(root):
             kind = local_name(el.tag)
             category, solid = _OBJECT_KINDS[kind]
@@ -471,7 +486,7 @@ class CityGMLReader:
         kept = Counter(o.category for o in objects)
         repairs = {k: v for k, v in report.items()
                    if 'dropped' in k or 'removed' in k or 'fallback' in k or 'recovered' in k
-                   or 'unresolved' in k or 'missing' in k}
+                   or 'unresolved' in k or 'missing' in k or k.startswith('ignored_')}
         logger.info('%s: kept %s, %d polygons; repairs/drops: %s', os.path.basename(path),
                     dict(kept), report['polygons_kept'], repairs or 'none')
 

@@ -1,0 +1,37 @@
+# AerialWorld: VQ-VAE occupancy tokenizer + causal spatio-temporal world transformer + pose
+# branch (OccWorld, Zheng et al. 2023, adapted to aerial grids). Sizes here are the full-grid
+# defaults; configs override the grid and widths.
+model = dict(
+    type='AerialWorld',
+    num_classes=7,
+    free_label=6,
+    num_history=4,
+    num_future=6,
+    train_stage='tokenizer',  # TrainStageSwitchHook moves it to 'world' (tokenizer frozen)
+    data_preprocessor=dict(type='OccupancyDataPreprocessor'),
+    tokenizer=dict(
+        type='OccVQVAE',
+        num_classes=7,
+        free_label=6,
+        grid_size=[200, 200, 121],
+        class_embed_dim=8,
+        z_reduction=4,  # 121 -> 31 height slices before folding height into channels
+        base_channels=64,
+        channel_mults=(1, 2, 4),  # two stride-2 stages: 4x down, attention at the lowest
+        num_res_blocks=1,
+        num_codes=512,
+        code_dim=128,
+        beta=0.25,
+        with_cp=True),
+    transformer=dict(
+        type='OccWorldTransformer',
+        d_model=256,
+        num_blocks=4,
+        num_heads=8,
+        max_frames=16),
+    loss_token=dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
+    loss_focal=dict(type='OccupancyFocalLoss', alpha=0.99, gamma=2.0, loss_weight=1.0),
+    loss_dice=dict(type='OccupancyDiceLoss', loss_weight=1.0),
+    loss_mean_matching=dict(type='MeanMatchingLoss', loss_weight=10.0),
+    loss_pose=dict(type='mmdet.SmoothL1Loss', loss_weight=1.0),
+)

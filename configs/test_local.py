@@ -1,0 +1,52 @@
+# AerialWorld on a CPU: the seed's local test grid (50 x 50 x 30, 0.8 m x 0.8 m x 1 m voxels)
+# built from the same bundled Tokyo PLATEAU tiles, with a model small enough for 2 CPU cores.
+# The whole two-stage recipe runs in one command:  python tools/train.py configs/test_local.py
+_base_ = [
+    './_base_/default_runtime.py',
+    './_base_/datasets/tokyo_plateau.py',
+    './_base_/models/aerialworld.py',
+    './_base_/schedules/aerialworld_two_stage.py',
+]
+data_root = '{{ fileDirname }}/../data/tokyo_local/'
+point_cloud_range = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]
+voxel_size = [0.8, 0.8, 1.0]
+grid_size = [50, 50, 30]
+num_classes = 7
+
+max_iters = 1500
+switch_iter = 600
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-5, by_epoch=False, begin=0,
+         end=max_iters),
+]
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+
+model = dict(
+    tokenizer=dict(grid_size=grid_size, z_reduction=1, class_embed_dim=8, base_channels=32,
+                   channel_mults=(1, 2, 2), num_res_blocks=1, num_codes=512, code_dim=64,
+                   with_cp=False),
+    transformer=dict(d_model=128, num_blocks=3, num_heads=4))
+
+pipeline = [
+    dict(type='LoadOccupancySequence', expected_shape=grid_size, num_classes=num_classes),
+    dict(type='LoadPoseSequence'),
+    dict(type='PackOccupancyInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=pipeline, expected_grid_size=grid_size,
+                 window_stride=1))
+val_dataloader = dict(
+    batch_size=4, num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=pipeline, expected_grid_size=grid_size,
+                 window_stride=2))
+test_dataloader = val_dataloader
+
+default_hooks = dict(checkpoint=dict(interval=250), logger=dict(interval=25))
+custom_hooks = [
+    dict(type='CheckpointCompatHook'),
+    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
+    dict(type='InvalidSampleReportHook'),
+]
