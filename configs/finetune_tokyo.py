@@ -1,0 +1,35 @@
+# AerialWorld main job: the complete two-stage recipe (VQ-VAE tokenizer, then the world model
+# with the tokenizer frozen) on Tokyo PLATEAU occupancy sessions at the seed's full grid
+# (200 x 200 x 121, 0.4 m x 0.4 m x 1.25 m, z = 0..150 m above ground), 4 history + 6 future
+# frames at 2 Hz.        python tools/train.py configs/finetune_tokyo.py
+# Stage-by-stage alternatives: configs/vqvae_tokyo.py then configs/worldmodel_tokyo.py.
+_base_ = [
+    './_base_/default_runtime.py',
+    './_base_/datasets/tokyo_plateau.py',
+    './_base_/models/aerialworld.py',
+    './_base_/schedules/aerialworld_two_stage.py',
+]
+max_iters = 20000
+switch_iter = 8000
+train_cfg = dict(max_iters=max_iters, val_interval=2000)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-6, by_epoch=False, begin=0,
+         end=max_iters),
+]
+model = dict(
+    tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
+    tokenizer=dict(z_reduction=4, z_embed_dim=8, base_channels=64, channel_mults=(1, 2, 4),
+                   num_res_blocks=2, num_codes=512, code_dim=128, with_cp=True),
+    transformer=dict(d_model=128, num_blocks=4, num_heads=8, max_frames=10,
+                     spatial_scales=(1, 2, 4)))
+train_dataloader = dict(batch_size=1, num_workers=2)
+val_dataloader = dict(batch_size=1, num_workers=2, dataset=dict(window_stride=5))
+test_dataloader = val_dataloader
+default_hooks = dict(checkpoint=dict(interval=1000))
+custom_hooks = [
+    dict(type='CheckpointCompatHook'),
+    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
+    dict(type='InvalidSampleReportHook'),
+]
