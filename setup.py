@@ -26,7 +26,8 @@ setup(
     packages=find_packages(include=['projects', 'projects.*']),
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'),
+                    'optional': read_requirements('optional.txt')},
     license='Apache-2.0',
     zip_safe=False,
 )

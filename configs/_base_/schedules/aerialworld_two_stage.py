@@ -18,4 +18,4 @@ param_scheduler = [
 # Base batch size for --auto-scale-lr (total over all processes).
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 # Stage switches leave the frozen tokenizer without gradients.
-model_wrapper_cfg = dict(type='DeviceAgnosticDDP', find_unused_parameters=True)
+model_wrapper_cfg = dict(type='projects.DeviceAgnosticDDP', find_unused_parameters=True)

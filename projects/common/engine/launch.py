@@ -11,6 +11,8 @@ from mmengine.config import Config, DictAction  # noqa: F401  (re-exported for t
 
 from .dist import init_cpu_distributed
 
+_DDP_TYPE = 'projects.DeviceAgnosticDDP'
+
 __all__ = ['prepare_launcher', 'apply_amp', 'default_work_dir', 'ConfigFlagError',
            'set_by_path']
 
@@ -70,10 +72,11 @@ def prepare_launcher(cfg, launcher):
     cfg.launcher = launcher
     if launcher == 'none':
         return
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='DeviceAgnosticDDP')
+    # The Runner looks wrappers up in MMEngine's root registry, so the type carries our scope.
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type=_DDP_TYPE)
     if wrapper.get('type', 'MMDistributedDataParallel') in ('MMDistributedDataParallel',
-                                                            'DeviceAgnosticDDP'):
-        wrapper['type'] = 'DeviceAgnosticDDP'
+                                                            'DeviceAgnosticDDP', _DDP_TYPE):
+        wrapper['type'] = _DDP_TYPE
     cfg.model_wrapper_cfg = wrapper
     if not torch.cuda.is_available():
         env_cfg = cfg.get('env_cfg') or {}
