@@ -24,3 +24,6 @@ def register_all_modules():
                 + _HOOK_LOCATIONS + _ENGINE_LOCATIONS):
         importlib.import_module(loc)
 
+
+
+register_all_modules()
