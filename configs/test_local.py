@@ -53,4 +53,5 @@ custom_hooks = [
     dict(type='CheckpointCompatHook'),
     dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
     dict(type='InvalidSampleReportHook'),
+    dict(type='SignalCheckpointHook'),
 ]

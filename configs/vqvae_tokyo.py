@@ -10,4 +10,5 @@ param_scheduler = [
          end=max_iters),
 ]
 model = dict(train_stage='tokenizer')
-custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='InvalidSampleReportHook')]
+custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='InvalidSampleReportHook'),
+                dict(type='SignalCheckpointHook')]

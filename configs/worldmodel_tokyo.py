@@ -10,4 +10,5 @@ param_scheduler = [
 ]
 model = dict(train_stage='world',
              tokenizer_ckpt='{{ fileDirname }}/../work_dirs/vqvae_tokyo/iter_8000.pth')
-custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='InvalidSampleReportHook')]
+custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='InvalidSampleReportHook'),
+                dict(type='SignalCheckpointHook')]

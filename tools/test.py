@@ -78,8 +78,9 @@ def main(argv=None):
         cfg.test_evaluator = evaluator
     prepare_launcher(cfg, args.launcher)
 
-    from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from projects.registry import RUNNERS
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     return runner.test()
 

@@ -139,8 +139,9 @@ def main(argv=None):
                      '--resume-from CKPT, or --resume with a checkpoint in the work dir')
     prepare_launcher(cfg, args.launcher)
 
-    from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from projects.registry import RUNNERS
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.eval_only:
         runner.val()  # Runner.val() loads `load_from` itself

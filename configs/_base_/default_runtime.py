@@ -1,5 +1,7 @@
 # Runtime shared by every config: hooks, logging, visualisation backends, environment.
 default_scope = 'projects'
+# Runner with atomic checkpoint writes (temporary file + rename).
+runner_type = 'FaultTolerantRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -9,8 +11,9 @@ default_hooks = dict(
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-# CheckpointCompatHook keeps checkpoints loadable with torch.load(weights_only=True) (--resume).
-custom_hooks = [dict(type='CheckpointCompatHook')]
+# CheckpointCompatHook keeps checkpoints loadable with torch.load(weights_only=True) (--resume);
+# SignalCheckpointHook writes a checkpoint when the job receives SIGTERM, then stops.
+custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -88,3 +88,44 @@ def test_set_by_path_errors_name_the_key():
     assert cfg.train_dataloader.batch_size == 4
     with pytest.raises(ConfigFlagError, match='optim_wrapper'):
         set_by_path(cfg, 'optim_wrapper.optimizer.lr', 0.1)
+
+
+def test_guarded_optim_wrapper_skips_and_stops_on_nonfinite():
+    from projects.common.engine import GuardedOptimWrapper, NonFiniteLossError
+    model = torch.nn.Linear(2, 1)
+    wrapper = GuardedOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                                  max_consecutive_nonfinite=3)
+    before = model.weight.detach().clone()
+    wrapper.update_params(model(torch.ones(1, 2)).sum() * float('nan'))
+    assert torch.equal(model.weight, before) and model.weight.grad is None
+    wrapper.update_params(model(torch.ones(1, 2)).sum())  # finite: a real step, resets count
+    assert not torch.equal(model.weight, before) and wrapper.consecutive_nonfinite == 0
+    wrapper.update_params(torch.tensor(float('inf'), requires_grad=True))
+    wrapper.update_params(torch.tensor(float('nan'), requires_grad=True))
+    with pytest.raises(NonFiniteLossError, match='3 consecutive non-finite'):
+        wrapper.update_params(torch.tensor(float('nan'), requires_grad=True))
+    assert wrapper.total_nonfinite == 4
+
+
+def test_fault_tolerant_runner_writes_checkpoints_atomically(tmp_path, monkeypatch):
+    from mmengine.runner import Runner
+
+    from projects.common.engine import FaultTolerantRunner
+
+    written = []
+
+    def fake_save(self, out_dir, filename, *args, **kwargs):
+        path = os.path.join(out_dir, filename)
+        with open(path, 'wb') as f:
+            f.write(b'partial')
+        written.append(filename)
+        if kwargs.get('fail'):
+            raise OSError('disk full')
+
+    monkeypatch.setattr(Runner, 'save_checkpoint', fake_save)
+    runner = object.__new__(FaultTolerantRunner)
+    runner.save_checkpoint(str(tmp_path), 'iter_1.pth')
+    assert written[-1].startswith('.iter_1.pth.tmp') and (tmp_path / 'iter_1.pth').is_file()
+    with pytest.raises(OSError):
+        runner.save_checkpoint(str(tmp_path), 'iter_2.pth', fail=True)
+    assert sorted(os.listdir(tmp_path)) == ['iter_1.pth']  # no partial file left behind

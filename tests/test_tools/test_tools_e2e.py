@@ -127,3 +127,26 @@ def test_bad_flag_combination_is_a_clear_error(tmp_path):
                            '--work-dir', str(tmp_path)], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and '--max-iters' in proc.stderr
+
+
+def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path):
+    work = tmp_path / 'sigterm'
+    options = [o for o in SMALL if not o.startswith(('train_cfg.max_iters', 'train_cfg.val_int'))]
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options',
+         *options, 'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
+         'default_hooks.checkpoint.interval=1000'],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    log_glob = str(work / '*' / '*.log')
+    while not any('Iter(train) [3/' in open(p).read() for p in glob.glob(log_glob)):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, 'training did not reach iteration 3'
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert 'SIGTERM received' in out, out[-3000:]
+    ckpts = glob.glob(str(work / 'iter_*.pth'))
+    assert len(ckpts) == 1, ckpts
+    assert open(work / 'last_checkpoint').read().strip() == ckpts[0]

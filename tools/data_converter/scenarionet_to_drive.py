@@ -4,8 +4,11 @@ Usage:
     python tools/data_converter/scenarionet_to_drive.py [--src data/scenarionet]
         [--out data/drive_distill/scenarionet] [--stride 2] [--val-stride 4]
 
-Splits are the official nuScenes v1.0-mini splits (8 train / 2 val scenes); the val split is
-also the test split of the configs. See :mod:`projects.drive_distill.converters.scenarionet`.
+Splits: the official nuScenes v1.0-mini splits (``infos_train.pkl`` 8 scenes,
+``infos_val.pkl`` 2 scenes; the val split is the held-out *test* split of the configs) and,
+carved from the official train split, ``infos_train_fit.pkl`` (7 scenes, trained on) and
+``infos_train_holdout.pkl`` (scene-0757, checkpoint selection / early stopping). See
+:mod:`projects.drive_distill.converters.scenarionet`.
 """
 import argparse
 import os.path as osp

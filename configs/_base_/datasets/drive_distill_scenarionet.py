@@ -1,5 +1,10 @@
-# ScenarioNet nuScenes v1.0-mini: 8 train scenes / 2 held-out scenes (official mini splits),
-# 16 history + 64 future poses at 10 Hz. Built by tools/data_converter/scenarionet_to_drive.py.
+# ScenarioNet nuScenes v1.0-mini, 16 history + 64 future poses at 10 Hz, split by scene
+# (built by tools/data_converter/scenarionet_to_drive.py):
+#   train: infos_train_fit.pkl      7 of the 8 official mini_train scenes
+#   val:   infos_train_holdout.pkl  scene-0757, carved from mini_train (checkpoint selection,
+#                                   early stopping)
+#   test:  infos_val.pkl            the 2 official mini_val scenes, never seen by any training
+#                                   decision (tested once with the selected checkpoint)
 dataset_type = 'DriveDistillDataset'
 data_root = '{{ fileDirname }}/../../../data/drive_distill/scenarionet/'
 num_history = 16
@@ -24,14 +29,19 @@ train_dataloader = dict(
     batch_size=16, num_workers=1, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='infos_train.pkl',
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='infos_train_fit.pkl',
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16, num_workers=1, persistent_workers=True, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='infos_train_holdout.pkl',
+                 pipeline=test_pipeline, test_mode=True))
+test_dataloader = dict(
+    batch_size=16, num_workers=1, persistent_workers=True, drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, ann_file='infos_val.pkl',
                  pipeline=test_pipeline, test_mode=True))
-test_dataloader = val_dataloader
 val_evaluator = dict(type='TrajectoryMetric', dt=0.1, nuscenes_2hz=True)
 test_evaluator = val_evaluator

@@ -6,8 +6,10 @@ val_interval = 2000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# GuardedOptimWrapper skips steps with a non-finite loss and stops after 5 in a row.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GuardedOptimWrapper',
+    max_consecutive_nonfinite=5,
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.01),
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [

@@ -1,5 +1,6 @@
-# AdamW + gradient clipping, linear warm-up then cosine decay, iteration based.
-max_iters = 1500
+# AdamW + gradient clipping, linear warm-up then cosine decay, iteration based; validation
+# (on the split carved from train) every 100 iterations for checkpoint selection.
+max_iters = 1200
 warmup_iters = 100
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
@@ -9,6 +10,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters, end=max_iters,
          T_max=max_iters - warmup_iters, eta_min=1e-5),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=100)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -1,5 +1,8 @@
 """Engine pieces: distributed set-up without CUDA, CPU mixed precision."""
 from .dist import DeviceAgnosticDDP, init_cpu_distributed
-from .optim_wrapper import CPUBf16OptimWrapper
+from .optim_wrapper import (CPUBf16OptimWrapper, GuardedAmpOptimWrapper, GuardedOptimWrapper,
+                            NonFiniteLossError)
+from .runner import FaultTolerantRunner
 
-__all__ = ['CPUBf16OptimWrapper', 'DeviceAgnosticDDP', 'init_cpu_distributed']
+__all__ = ['CPUBf16OptimWrapper', 'FaultTolerantRunner', 'GuardedAmpOptimWrapper',
+           'GuardedOptimWrapper', 'NonFiniteLossError', 'DeviceAgnosticDDP', 'init_cpu_distributed']

@@ -106,12 +106,14 @@ def apply_amp(cfg):
         raise ConfigFlagError('--amp needs an `optim_wrapper` in the config')
     optim = cfg.optim_wrapper
     current = optim.get('type', 'OptimWrapper')
-    if current not in ('OptimWrapper', 'AmpOptimWrapper', 'CPUBf16OptimWrapper'):
+    guarded = current.startswith('Guarded') or current == 'CPUBf16OptimWrapper'
+    if current not in ('OptimWrapper', 'AmpOptimWrapper', 'GuardedOptimWrapper',
+                       'GuardedAmpOptimWrapper', 'CPUBf16OptimWrapper'):
         raise ConfigFlagError(f'--amp: cannot convert optim_wrapper.type={current!r}')
     if torch.cuda.is_available():
-        optim.type = 'AmpOptimWrapper'
+        optim.type = 'GuardedAmpOptimWrapper' if guarded else 'AmpOptimWrapper'
         optim.setdefault('loss_scale', 'dynamic')
-        return 'AMP: AmpOptimWrapper (CUDA autocast, dynamic loss scale)'
+        return f'AMP: {optim.type} (CUDA autocast, dynamic loss scale)'
     optim.type = 'CPUBf16OptimWrapper'
     optim.pop('loss_scale', None)
     optim.pop('dtype', None)

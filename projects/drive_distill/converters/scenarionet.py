@@ -34,7 +34,7 @@ import pickle
 
 import numpy as np
 
-__all__ = ['repair_track_outliers', 'NUSCENES_MINI_SPLITS', 'AGENT_TYPES', 'MAP_TYPES', 'map_type_id',
+__all__ = ['repair_track_outliers', 'NUSCENES_MINI_SPLITS', 'SELECTION_SCENE', 'AGENT_TYPES', 'MAP_TYPES', 'map_type_id',
            'convert_scenario', 'build_windows', 'convert_scenarionet']
 
 #: Official nuScenes v1.0-mini splits (nuscenes-devkit ``splits.mini_train`` / ``mini_val``).
@@ -42,6 +42,15 @@ NUSCENES_MINI_SPLITS = dict(
     train=['scene-0061', 'scene-0553', 'scene-0655', 'scene-0757', 'scene-0796', 'scene-1077',
            'scene-1094', 'scene-1100'],
     val=['scene-0103', 'scene-0916'])
+#: Scene carved out of ``mini_train`` for checkpoint selection / early stopping, so that the
+#: official ``mini_val`` scenes stay a held-out *test* split that no training decision sees.
+#: Chosen a priori on the training data only: a scene whose ego brakes from 5 m/s to a stop
+#: (constant velocity is wrong there, so selecting on it rewards anticipation, not inertia),
+#: which keeps all three turning scenes (0061, 1077, 1094) for fitting.
+SELECTION_SCENE = 'scene-0757'
+NUSCENES_MINI_SPLITS.update(
+    train_fit=[s for s in NUSCENES_MINI_SPLITS['train'] if s != SELECTION_SCENE],
+    train_holdout=[SELECTION_SCENE])
 AGENT_TYPES = {'VEHICLE': 0, 'PEDESTRIAN': 1, 'CYCLIST': 2}
 MAP_TYPES = ('lane', 'road_line', 'road_edge', 'crosswalk', 'other')
 
@@ -192,18 +201,21 @@ def build_windows(num_steps, num_history=16, num_future=64, stride=5):
 
 
 def convert_scenarionet(src_dir, out_dir, splits=None, num_history=16, num_future=64,
-                        stride=5, val_stride=None):
+                        stride=5, val_stride=None, fit_splits=('train', 'train_fit')):
     """Convert every scenario of ``src_dir`` and write ``scenes/*.npz`` + one index per split.
 
     Args:
         src_dir (str): folder with ScenarioNet ``.pkl`` files.
         out_dir (str): output data root (``scenes/`` and ``infos_<split>.pkl`` are written).
         splits (dict[str, list[str]] | None): split name → scenario ids
-            (default :data:`NUSCENES_MINI_SPLITS`); scenarios in no split are skipped.
+            (default :data:`NUSCENES_MINI_SPLITS`: ``train`` / ``val`` = the official mini
+            splits, ``train_fit`` / ``train_holdout`` = ``train`` minus / only
+            :data:`SELECTION_SCENE`); scenarios in no split are skipped.
         num_history (int): history poses including t0 (16).
         num_future (int): future poses (64 = 6.4 s at 10 Hz).
-        stride (int): window stride for the training split (steps).
+        stride (int): window stride for the splits in ``fit_splits`` (steps).
         val_stride (int | None): stride for the other splits (default ``stride``).
+        fit_splits (tuple[str]): names of the splits that are trained on.
 
     Returns:
         dict[str, int]: number of windows per split.
@@ -229,7 +241,7 @@ def convert_scenarionet(src_dir, out_dir, splits=None, num_history=16, num_futur
         missing = [s for s in ids if s not in scenes]
         if missing:
             raise ValueError(f'split {split!r} names scenarios not found in {src_dir}: {missing}')
-        step = stride if split == 'train' else (val_stride or stride)
+        step = stride if split in fit_splits else (val_stride or stride)
         data_list = [dict(scene_file=scenes[s][0], scene=s, t0=t0, sample_id=f'{s}@{t0}')
                      for s in ids
                      for t0 in build_windows(scenes[s][1], num_history, num_future, step)]

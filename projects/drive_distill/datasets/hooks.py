@@ -1,13 +1,16 @@
-"""Checkpoint naming that keeps the model and the seed in the file name.
+"""Checkpoint naming with the seed, and testing the selected checkpoint after training.
 
 Registered in ``HOOKS`` from this module (imported with the drive-distill datasets by
 ``projects.register_all_modules()``, which the tools call).
 """
-from mmengine.hooks import CheckpointHook
+import os.path as osp
+
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
 
 from projects.registry import HOOKS
 
-__all__ = ['SeededCheckpointHook']
+__all__ = ['SeededCheckpointHook', 'TestBestCheckpointHook']
 
 
 @HOOKS.register_module()
@@ -38,3 +41,57 @@ class SeededCheckpointHook(CheckpointHook):
         """Fill ``{seed}`` from ``runner.seed``, then run the parent set-up."""
         self.filename_tmpl = self._seed_tmpl.replace('{seed}', str(runner.seed))
         super().before_train(runner)
+
+
+@HOOKS.register_module()
+class TestBestCheckpointHook(Hook):
+    """After training, evaluate the best (or last) checkpoint on the test split.
+
+    Model selection happens on the validation split (``save_best`` of the checkpoint hook);
+    the test split (held-out scenes) is only evaluated once, here, with the selected weights,
+    so ``tools/train.py`` ends with the held-out table. Weights are loaded with
+    ``runner.load_checkpoint`` (hooks such as ``EMAHook`` see ``after_load_checkpoint``), then
+    ``runner.test_loop.run()`` prints the metric table and logs ``test/...`` scalars.
+
+    Args:
+        metric (str | None): the ``save_best`` key whose checkpoint is tested (e.g.
+            ``'traj/FDE'``); None: the only / first best checkpoint. When the checkpoint hook
+            saved no best checkpoint (no validation ran), the final weights are tested.
+
+    Raises:
+        RuntimeError: if the runner has no ``test_dataloader`` / ``test_evaluator``.
+    """
+
+    priority = 'LOWEST'  # after CheckpointHook.after_train
+
+    def __init__(self, metric=None):
+        self.metric = metric
+
+    def _best_path(self, runner):
+        for hook in runner.hooks:
+            if not isinstance(hook, CheckpointHook):
+                continue
+            if getattr(hook, 'best_ckpt_path', None):
+                return hook.best_ckpt_path
+            paths = getattr(hook, 'best_ckpt_path_dict', None) or {}
+            if self.metric is not None and paths.get(self.metric):
+                return paths[self.metric]
+            found = [p for p in paths.values() if p]
+            if found:
+                return found[0]
+        return None
+
+    def after_train(self, runner):
+        """Load the selected checkpoint and run the test loop."""
+        if runner._test_dataloader is None or runner._test_evaluator is None:
+            raise RuntimeError('TestBestCheckpointHook needs test_dataloader and test_evaluator '
+                               'in the config')
+        path = self._best_path(runner)
+        if path is not None and osp.isfile(path):
+            print_log(f'TestBestCheckpointHook: testing the selected checkpoint {path}',
+                      logger='current')
+            runner.load_checkpoint(path)
+        else:
+            print_log('TestBestCheckpointHook: no best checkpoint saved; testing the final '
+                      'weights', logger='current')
+        runner.test_loop.run()

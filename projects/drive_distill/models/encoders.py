@@ -80,18 +80,19 @@ class VectorSceneEncoder(nn.Module):
         agent_dim (int): agent feature size.
         map_dim (int): map feature size.
         max_steps (int): maximum H / L (size of the index embedding).
+        dropout (float): dropout of the encoder layers.
         with_cp (bool): gradient checkpointing of the encoder layers.
     """
 
     def __init__(self, dim=128, num_layers=2, num_heads=4, agent_dim=10, map_dim=9,
-                 max_steps=64, with_cp=False):
+                 max_steps=64, dropout=0.0, with_cp=False):
         super().__init__()
         self.agent_mlp = _mlp(agent_dim, dim)
         self.map_mlp = _mlp(map_dim, dim)
         self.step_embed = nn.Embedding(max_steps, dim)
         self.type_embed = nn.Embedding(2, dim)
         self.out_mlp = _mlp(dim, dim)
-        self.encoder = TokenEncoder(dim, num_layers, num_heads, with_cp=with_cp)
+        self.encoder = TokenEncoder(dim, num_layers, num_heads, dropout=dropout, with_cp=with_cp)
 
     def _pool(self, feats, mask, mlp):
         x = mlp(feats) + self.step_embed.weight[:feats.shape[-2]]

@@ -118,6 +118,7 @@ class DrivingStudent(BaseModel):
         discrete_loss (dict | None): loss of the discrete head.
         reasoning_loss (dict | None): InfoNCE config; None disables the reasoning head.
         reasoning_dim (int): teacher embedding size (384).
+        dropout (float): dropout of the decoder layers (regularises the small-data students).
         with_cp (bool): gradient checkpointing in the decoder.
         data_preprocessor (dict | None): see :class:`mmengine.model.BaseModel`.
         init_cfg (dict | None): initialisation config.
@@ -135,7 +136,7 @@ class DrivingStudent(BaseModel):
                  multimodal_loss=None,
                  action_loss=dict(type='ActionLoss', loss_weight=0.1),
                  discrete_loss=dict(type='DiscreteActionLoss', label_smoothing=0.1),
-                 reasoning_loss=None, reasoning_dim=384, with_cp=False,
+                 reasoning_loss=None, reasoning_dim=384, dropout=0.0, with_cp=False,
                  data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if head_type not in HEAD_TYPES:
@@ -148,7 +149,7 @@ class DrivingStudent(BaseModel):
         self.ego_mlp = nn.Sequential(nn.Linear(num_history * 6, dim), nn.LayerNorm(dim),
                                      nn.GELU(), nn.Linear(dim, dim))
         self.decoder = WaypointDecoder(dim, num_decoder_layers, num_heads, num_waypoints,
-                                       num_modes, with_cp=with_cp)
+                                       num_modes, dropout=dropout, with_cp=with_cp)
         self.head_type = head_type
         self.num_modes = num_modes
         self.num_bins = num_bins

@@ -1,0 +1,42 @@
+"""A Runner whose checkpoints are written atomically.
+
+MMEngine writes a checkpoint straight to its final path, so a process killed mid-write leaves
+a truncated ``iter_N.pth`` that ``--resume`` then picks up and fails on. This Runner writes to
+a hidden temporary file in the same directory and renames it into place (``os.replace`` is
+atomic on POSIX file systems), so a checkpoint path either holds a complete file or does not
+exist.
+"""
+import os
+import os.path as osp
+
+from mmengine.runner import Runner
+
+from projects.registry import RUNNERS
+
+__all__ = ['FaultTolerantRunner']
+
+
+@RUNNERS.register_module()
+class FaultTolerantRunner(Runner):
+    """:class:`mmengine.runner.Runner` with atomic checkpoint writes.
+
+    Select it with ``runner_type = 'FaultTolerantRunner'`` in a config (the AerialWorld
+    configs do, through ``configs/_base_/default_runtime.py``); the tools build it with
+    :meth:`from_cfg` like the plain Runner.
+    """
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        """Save like :meth:`Runner.save_checkpoint`, through a temporary file + rename.
+
+        Args:
+            out_dir (str): directory of the checkpoint (local file system).
+            filename (str): final file name, e.g. ``iter_100.pth``.
+            *args, **kwargs: as :meth:`mmengine.runner.Runner.save_checkpoint`.
+        """
+        tmp_name = f'.{filename}.tmp-{os.getpid()}'
+        try:
+            super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+            os.replace(osp.join(out_dir, tmp_name), osp.join(out_dir, filename))
+        finally:
+            if osp.exists(osp.join(out_dir, tmp_name)):
+                os.remove(osp.join(out_dir, tmp_name))
