@@ -2,7 +2,8 @@
 
 Usage:
     python tools/misc/visualize_occupancy.py CONFIG CHECKPOINT --out-dir DIR
-        [--num-samples N | --indices I ...] [--split val|test|train] [--stage auto|tokenizer|world|joint]
+        [--num-samples N | --indices I ...] [--split val|test|train]
+        [--stage auto|config|tokenizer|world|joint]
         [--device cpu|cuda] [--no-3d] [--tile-size PX] [--overwrite] [--cfg-options k=v ...]
     python tools/misc/visualize_occupancy.py CONFIG --gt-only --out-dir DIR [...]
 
@@ -32,7 +33,7 @@ from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
 
-import projects  # noqa: E402
+import projects  # noqa: E402,F401  (registers every module)
 from projects.common.visualization import (draw_forecast_sample, top_occupied,  # noqa: E402
                                            voxel_render)
 from projects.common.visualization.occupancy_visualizer import write_png  # noqa: E402

@@ -78,7 +78,7 @@ def occworld_nuscenes_model_cfg(**overrides) -> dict:
     Tokenizer: identical layout to the release VAE (grid 200 x 200 x 16, 18 classes, free 17,
     class embedding 8, base 64 channels x (1, 2, 4), 2 residual blocks per level, single-head
     attention at the lowest level, codebook 512 x 128, commitment weight 1.0 like the
-    release's VQ loss), so all 204 ``vae.*`` tensors convert.
+    release's VQ loss), so all 222 ``vae.*`` tensors convert.
     World transformer: width 128 (the release's token width), 8 heads (release default),
     6 blocks (one per release level-0 temporal layer, which are transplanted), MLP ratio 4
     (release FFN 128 -> 512 -> 128), 16 frames (release temporal embedding 16 x 128), pose
@@ -481,7 +481,9 @@ def _convert_vae(c: _Conversion, class_map: Union[None, str, Sequence[Optional[i
             continue
         w = c.src[src_name]
         if dst_name not in c.dst or tuple(w.shape) == tuple(c.dst[dst_name].shape):
-            c.copy(src_name, dst_name, 'rename (same height fold: 16 slices x 8 channels)')
+            fold = (f'{w.shape[axis] // src_e} height slices x {src_e} channels'
+                    if src_e and w.shape[axis] % src_e == 0 else f'{w.shape[axis]} channels')
+            c.copy(src_name, dst_name, f'rename (same height fold: {fold})')
             continue
         d = c.dst[dst_name]
         other_same = all(w.shape[i] == d.shape[i] for i in range(w.dim()) if i != axis)

@@ -69,6 +69,16 @@ def _as_array(volume, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def _labels_present(arr: np.ndarray, free_label: int) -> np.ndarray:
+    """Sorted distinct non-free labels of ``arr`` (only the non-free voxels are counted)."""
+    values = arr[arr != free_label]
+    if values.size == 0:
+        return values.astype(np.int64)
+    if values.dtype.kind == 'u' and values.dtype.itemsize <= 2:
+        return np.flatnonzero(np.bincount(values))
+    return np.unique(values)
+
+
 def _hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
     """Vectorised HSV -> RGB for hues ``h`` in [0, 1); returns ``(N, 3)`` floats in [0, 1]."""
     i = np.floor(h * 6).astype(int) % 6
@@ -194,9 +204,14 @@ def bev_class_image(occ, free_label: int, palette=None,
     occ = _as_array(occ, 'occ', 3)
     top, label = top_occupied(occ, free_label)
     pal = _palette_array(palette, int(occ.max()) + 1, free_label)
+    return _class_image(top, label, occ.shape[2], pal, background, shade_by_height)
+
+
+def _class_image(top, label, depth, pal, background=(255, 255, 255), shade_by_height=False):
+    """BEV class image from :func:`top_occupied` results (see :func:`bev_class_image`)."""
     img = pal[label.astype(np.int64)]
     if shade_by_height:
-        shade = 0.55 + 0.45 * np.clip(top, 0, None) / max(occ.shape[2] - 1, 1)
+        shade = 0.55 + 0.45 * np.clip(top, 0, None) / max(depth - 1, 1)
         img = np.round(img * shade[..., None]).astype(np.uint8)
     img[top < 0] = np.asarray(background, dtype=np.uint8)
     return _bev_orient(img)
@@ -248,9 +263,20 @@ def bev_height_image(occ, free_label: int, voxel_size: Optional[Sequence[float]]
         ValueError: ``height_range`` is empty (``high <= low``).
     """
     occ = _as_array(occ, 'occ', 3)
-    height = top_heights(occ, free_label, voxel_size, point_cloud_range)
+    top, _ = top_occupied(occ, free_label)
+    return _height_image(top, occ.shape[2], voxel_size, point_cloud_range, height_range,
+                         background)
+
+
+def _height_image(top, depth, voxel_size=None, point_cloud_range=None, height_range=None,
+                  background=(255, 255, 255)):
+    """BEV height image from :func:`top_occupied` indices (see :func:`bev_height_image`)."""
+    height = top.astype(np.float64)
+    if voxel_size is not None and point_cloud_range is not None:
+        height = point_cloud_range[2] + (height + 0.5) * voxel_size[2]
+    height[top < 0] = np.nan
     low, high = height_range if height_range is not None else _default_height_range(
-        occ.shape[2], voxel_size, point_cloud_range)
+        depth, voxel_size, point_cloud_range)
     if high <= low:
         raise ValueError(f'bev_height_image: height_range must be (low, high) with high > low, '
                          f'got {height_range}')
@@ -288,7 +314,7 @@ def downsample_labels(occ, factor: Union[int, Sequence[int]], free_label: int) -
     padded = np.full([s * k for s, k in zip(shape, f)], free_label, dtype=occ.dtype)
     padded[:occ.shape[0], :occ.shape[1], :occ.shape[2]] = occ
     blocks = padded.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2])
-    labels = [c for c in np.unique(occ) if c != free_label]
+    labels = [int(c) for c in _labels_present(occ, free_label)]
     out = np.full(shape, free_label, dtype=occ.dtype)
     if not labels:
         return out
@@ -371,6 +397,19 @@ def voxel_render(occ, free_label: int, palette=None,
     Raises:
         ValueError: Out-of-range angles, width or spacing.
     """
+    return _voxel_render(occ, free_label, palette, voxel_size, width, elevation, azimuth,
+                         downsample, z_max, background, edge_shade, draw_bounds,
+                         sample_spacing)[0]
+
+
+def _voxel_render(occ, free_label: int, palette=None,
+                  voxel_size: Optional[Sequence[float]] = None, width: int = 400,
+                  elevation: float = 40.0, azimuth: float = 35.0,
+                  downsample: Union[int, Sequence[int]] = 1, z_max: Optional[int] = None,
+                  background: Sequence[int] = (255, 255, 255), edge_shade: float = 0.8,
+                  draw_bounds: bool = True, sample_spacing: float = 0.6
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`voxel_render`, also returning the sorted labels visible in the image."""
     occ = _as_array(occ, 'occ', 3)
     if not 0.0 < elevation <= 90.0 or not 0.0 <= azimuth <= 90.0:
         raise ValueError(f'voxel_render: need 0 < elevation <= 90 and 0 <= azimuth <= 90, got '
@@ -418,7 +457,7 @@ def voxel_render(occ, free_label: int, palette=None,
 
     occupied = occ != free_label
     if not occupied.any():
-        return img
+        return img, np.zeros(0, dtype=np.int64)
     shades = {0: 0.78, 1: 0.62, 2: 1.0}  # face brightness by normal axis (x, y, z)
     all_pix, all_depth, all_label, all_shade = [], [], [], []
     for axis in range(3):
@@ -459,16 +498,17 @@ def voxel_render(occ, free_label: int, palette=None,
         all_label.append(np.broadcast_to(labels[:, None], depth.shape)[inside])
         all_shade.append(np.broadcast_to(shade[None], depth.shape)[inside])
     if not all_pix:
-        return img
+        return img, np.zeros(0, dtype=np.int64)
     pix = np.concatenate(all_pix)
     order = np.lexsort((np.concatenate(all_depth), pix))  # per pixel, nearest sample last
     pix_sorted = pix[order]
     last = np.ones(pix_sorted.size, dtype=bool)
     last[:-1] = pix_sorted[1:] != pix_sorted[:-1]
     keep = order[last]
-    colour = pal[np.concatenate(all_label)[keep]] * np.concatenate(all_shade)[keep][:, None]
+    labels = np.concatenate(all_label)[keep]
+    colour = pal[labels] * np.concatenate(all_shade)[keep][:, None]
     img.reshape(-1, 3)[pix[keep]] = np.clip(np.round(colour), 0, 255).astype(np.uint8)
-    return img
+    return img, np.flatnonzero(np.bincount(labels))
 
 
 # --------------------------------------------------------------------------- panels
@@ -501,7 +541,7 @@ def _legend(width: int, class_names: Optional[Sequence[str]], palette: np.ndarra
         name = (class_names[lab] if class_names is not None and lab < len(class_names)
                 else f'class {lab}')
         items.append((name, palette[lab]))
-    rows, x, y, line_h, scale = [], 8, 6, 20, 0.42
+    x, y, line_h, scale = 8, 6, 20, 0.42
     positions = []
     for name, _ in items:
         w = 16 + 4 + _text_size(name, scale)[0] + 14
@@ -598,16 +638,16 @@ def compose_panel(rows: Sequence[Tuple[str, object]], free_label: int, palette=N
         raise ValueError(f'compose_panel: {len(step_labels)} step_labels for {num_steps} steps')
     max_label = max(int(vol.max()) for _, vol in seqs)
     pal = _palette_array(palette, max(max_label, free_label) + 1, free_label)
-    used = np.unique(np.concatenate([np.unique(vol) for _, vol in seqs]))
 
-    # Shared ranges so tiles are comparable: the occupied z extent of all sequences.
-    tops = [top_occupied(vol[f], free_label)[0] for _, vol in seqs for f in range(num_steps)]
-    top_z = max(int(t.max()) for t in tops)
+    # Top-most voxels of every frame, shared by both BEV views and the ranges below.
+    tops = {(r, f): top_occupied(vol[f], free_label)
+            for r, (_, vol) in enumerate(seqs) for f in range(num_steps)}
+    top_z = max(int(t.max()) for t, _ in tops.values())
     if height_range is None and 'height' in views:
         if top_z < 0:
             height_range = _default_height_range(grid[2], voxel_size, point_cloud_range)
         else:
-            low_z = min(int(t[t >= 0].min()) for t in tops if (t >= 0).any())
+            low_z = min(int(t[t >= 0].min()) for t, _ in tops.values() if (t >= 0).any())
             high_z = max(top_z + 1, low_z + 4)  # at least 4 voxels of colour range
             metric = voxel_size is not None and point_cloud_range is not None
             if metric:
@@ -618,15 +658,20 @@ def compose_panel(rows: Sequence[Tuple[str, object]], free_label: int, palette=N
     render_width = render_width or tile_size
     z_max = min(grid[2], top_z + 2) if top_z >= 0 else grid[2]
     ds = auto_downsample(grid) if downsample_3d == 'auto' else downsample_3d
+    used = set()  # labels visible somewhere in the panel, for the legend
 
-    def tile(view, vol):
+    def tile(view, r, f):
+        top, label = tops[(r, f)]
         if view == 'class':
-            return _resize_nearest(bev_class_image(vol, free_label, pal), tile_size)
+            used.update(np.flatnonzero(np.bincount(label.ravel().astype(np.int64))).tolist())
+            return _resize_nearest(_class_image(top, label, grid[2], pal), tile_size)
         if view == 'height':
-            return _resize_nearest(bev_height_image(vol, free_label, voxel_size,
-                                                    point_cloud_range, height_range), tile_size)
-        return voxel_render(vol, free_label, pal, voxel_size, width=render_width,
-                            downsample=ds, z_max=z_max)
+            return _resize_nearest(_height_image(top, grid[2], voxel_size, point_cloud_range,
+                                                 height_range), tile_size)
+        img, drawn = _voxel_render(seqs[r][1][f], free_label, pal, voxel_size,
+                                   width=render_width, downsample=ds, z_max=z_max)
+        used.update(drawn.tolist())
+        return img
 
     view_names = {'class': 'class', 'height': 'height', '3d': '3-D'}
     label_w = max(_text_size(f'{name} {view_names[v]}', 0.45)[0]
@@ -634,9 +679,9 @@ def compose_panel(rows: Sequence[Tuple[str, object]], free_label: int, palette=N
     header_h = 22
     grid_rows = []  # (label, [tiles])
     for view in views:
-        for name, vol in seqs:
+        for r, (name, _) in enumerate(seqs):
             grid_rows.append((f'{name} {view_names[view]}',
-                              [tile(view, vol[f]) for f in range(num_steps)]))
+                              [tile(view, r, f) for f in range(num_steps)]))
     col_w = max(t.shape[1] for _, tiles in grid_rows for t in tiles)
     width = label_w + num_steps * (col_w + gap) + gap
     parts = []
@@ -660,7 +705,7 @@ def compose_panel(rows: Sequence[Tuple[str, object]], free_label: int, palette=N
         parts.append(strip)
     if legend:
         unit = 'm' if voxel_size is not None and point_cloud_range is not None else 'vox'
-        parts.append(_legend(width, class_names, pal, free_label, used,
+        parts.append(_legend(width, class_names, pal, free_label, sorted(used),
                              height_range if 'height' in views else None, unit))
     return np.concatenate(parts, axis=0)
 

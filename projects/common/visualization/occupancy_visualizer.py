@@ -78,10 +78,18 @@ class OccupancyVisualizer(Visualizer):
 
     @property
     def dataset_meta(self) -> Dict:
-        """dict: Effective grid/class meta (explicit arguments over dataset metainfo)."""
+        """dict: Effective grid/class meta (explicit arguments over dataset metainfo).
+
+        Assigning a dataset's metainfo (MMEngine's loops do ``visualizer.dataset_meta =
+        dataset.metainfo``) is the same as :meth:`set_dataset_meta`.
+        """
         meta = {k: self._dataset_meta.get(k) for k in _META_KEYS}
         meta.update({k: v for k, v in self._explicit_meta.items() if v is not None})
         return meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: Optional[Mapping]) -> None:
+        self.set_dataset_meta(meta)
 
     def set_dataset_meta(self, meta: Optional[Mapping]) -> None:
         """Store the grid/class entries of a dataset's metainfo (others are ignored).

@@ -54,11 +54,11 @@ class TokenEncoder(nn.Module):
 
 def _ensure_one_valid(mask):
     """Mark the first token valid in rows without any valid token (avoids NaN attention)."""
-    empty = ~mask.any(-1)
-    if empty.any():
-        mask = mask.clone()
-        mask[empty, 0] = True
-    return mask
+    # branch-free (the same graph for every input, so the student traces for export)
+    empty = ~mask.any(-1, keepdim=True)
+    first = torch.zeros_like(mask)
+    first[..., 0] = True
+    return mask | (first & empty)
 
 
 @MODELS.register_module()
