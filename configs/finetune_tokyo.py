@@ -33,4 +33,6 @@ custom_hooks = [
     dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
     dict(type='InvalidSampleReportHook'),
     dict(type='SignalCheckpointHook'),
+    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
+    dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
 ]

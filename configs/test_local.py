@@ -54,4 +54,7 @@ custom_hooks = [
     dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
     dict(type='InvalidSampleReportHook'),
     dict(type='SignalCheckpointHook'),
+    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
+    dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
 ]
+visualizer = dict(point_cloud_range=point_cloud_range, voxel_size=voxel_size)

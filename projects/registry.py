@@ -45,7 +45,8 @@ _MODEL_LOCATIONS = [
 _DATA_LOCATIONS = ['projects.aerialworld.datasets', 'projects.drive_distill.datasets']
 _TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_distill.transforms']
 _METRIC_LOCATIONS = ['projects.common.metrics', 'projects.common.metrics.trajectory_metric']
-_HOOK_LOCATIONS = ['projects.common.hooks', 'projects.aerialworld.datasets']
+_HOOK_LOCATIONS = ['projects.common.hooks', 'projects.common.visualization',
+                   'projects.aerialworld.datasets']
 _ENGINE_LOCATIONS = ['projects.common.engine']
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE,

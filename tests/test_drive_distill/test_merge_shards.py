@@ -45,5 +45,5 @@ def test_merge_errors_name_the_file(tmp_path):
     import merge_shards
     with pytest.raises(FileNotFoundError, match='no \\*_labels.npz shards in'):
         merge_shards.main([str(tmp_path / 'i.pkl'), str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match='missing_labels.npz'):
+    with pytest.raises(FileNotFoundError, match='missing_frames.npz'):
         merge_shards.main([str(tmp_path / 'i.pkl'), str(tmp_path / 'missing')])

@@ -25,7 +25,7 @@ from mmengine.fileio import load
 from mmengine.logging import print_log
 
 from projects.registry import DATASETS, TRANSFORMS
-from .classes import PLATEAU_CLASSES
+from .classes import PLATEAU_CLASSES, PLATEAU_PALETTE
 
 _REQUIRED_KEYS = ('session', 'frame_idx', 'occ_path', 'pose_path')
 _COUNTER_SLOTS = 257  # slot 0: main process, 1..256: dataloader workers
@@ -189,6 +189,8 @@ class AerialWorldDataset(BaseDataset):
         if 'classes' not in meta:
             meta['classes'] = PLATEAU_CLASSES
         meta['classes'] = tuple(meta['classes'])
+        if 'palette' not in meta and meta['classes'] == tuple(PLATEAU_CLASSES):
+            meta['palette'] = [tuple(c) for c in PLATEAU_PALETTE]
         num_classes = len(meta['classes'])
         meta.setdefault('free_label', num_classes - 1)
         meta['num_classes'] = num_classes

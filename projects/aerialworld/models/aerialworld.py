@@ -40,7 +40,8 @@ def _torch_load_checkpoint(path: str) -> dict:
 
     MMEngine checkpoints of this codebase are written by ``CheckpointCompatHook``, which
     stores the message-hub buffers as plain data; the numpy globals they still need are
-    allow-listed for this load only (``checkpoint_safe_globals``).
+    allow-listed process-wide by ``register_checkpoint_safe_globals`` (as ``import projects``
+    does).
 
     Args:
         path (str): Checkpoint file.
@@ -53,10 +54,10 @@ def _torch_load_checkpoint(path: str) -> dict:
         RuntimeError: If the file holds objects that are not weights-only safe (e.g. a
             checkpoint saved without ``CheckpointCompatHook``).
     """
-    from projects.common.utils.checkpoint import checkpoint_safe_globals
+    from projects.common.utils.checkpoint import register_checkpoint_safe_globals
+    register_checkpoint_safe_globals()
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise RuntimeError(
             f'tokenizer_ckpt={path!r} cannot be loaded with weights_only=True (saved without '

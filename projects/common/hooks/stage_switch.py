@@ -44,7 +44,30 @@ class TrainStageSwitchHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         """Set the stage that belongs to ``runner.iter``."""
         model = self._model(runner)
-        stage = self.first_stage if runner.iter < self.switch_iter else self.second_stage
+        stage = self._stage_for_iter(runner.iter)
         if getattr(model, 'train_stage', None) != stage:
             runner.logger.info(f'iter {runner.iter}: training stage -> {stage!r}')
             model.set_stage(stage)
+
+    def _stage_for_iter(self, iteration):
+        return self.first_stage if iteration < self.switch_iter else self.second_stage
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Record the model's stage in ``checkpoint['meta']['train_stage']``."""
+        checkpoint.setdefault('meta', {})['train_stage'] = self._model(runner).train_stage
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Restore the stage a checkpoint was trained in (``tools/test.py``, ``--resume``).
+
+        Uses ``meta['train_stage']`` when present, else the checkpoint's iteration compared
+        with ``switch_iter``, so a world-stage checkpoint is evaluated as a world model.
+        """
+        meta = checkpoint.get('meta', {})
+        stage = meta.get('train_stage')
+        if stage is None and 'iter' in meta:
+            stage = self._stage_for_iter(int(meta['iter']))
+        if stage is not None:
+            model = self._model(runner)
+            if model.train_stage != stage:
+                runner.logger.info(f'checkpoint was trained in stage {stage!r}: setting it')
+                model.set_stage(stage)

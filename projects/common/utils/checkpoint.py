@@ -11,7 +11,6 @@ import torch
 
 __all__ = ['checkpoint_safe_globals', 'register_checkpoint_safe_globals']
 
-_REGISTERED = False
 
 
 def checkpoint_safe_globals():
@@ -36,11 +35,12 @@ def checkpoint_safe_globals():
 def register_checkpoint_safe_globals():
     """Allow-list :func:`checkpoint_safe_globals` for ``torch.load``.
 
-    Idempotent; called when :mod:`projects` is imported so ``tools/train.py --resume`` and
-    ``tools/test.py`` load MMEngine checkpoints with ``weights_only=True`` kept on.
+    Idempotent (only globals missing from torch's list are added, so it also repairs the list
+    after a ``torch.serialization.safe_globals`` context manager removed them on exit); called
+    when :mod:`projects` is imported so ``tools/train.py --resume`` and ``tools/test.py`` load
+    MMEngine checkpoints with ``weights_only=True`` kept on.
     """
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    _REGISTERED = True
+    present = set(map(id, torch.serialization.get_safe_globals()))
+    missing = [g for g in checkpoint_safe_globals() if id(g) not in present]
+    if missing:
+        torch.serialization.add_safe_globals(missing)
