@@ -36,3 +36,6 @@ custom_hooks = [
     dict(type='OccupancyCollapseHook', warn_ratio=0.1),
     dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
 ]
+# Occupancy panels (GT / prediction / baseline per future step) to every vis backend.
+visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
+                  voxel_size=voxel_size)

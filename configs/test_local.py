@@ -13,8 +13,8 @@ voxel_size = [0.8, 0.8, 1.0]
 grid_size = [50, 50, 30]
 num_classes = 7
 
-max_iters = 3000
-switch_iter = 1200
+max_iters = 1500
+switch_iter = 700
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
@@ -30,8 +30,10 @@ model = dict(
     tokenizer=dict(grid_size=grid_size, z_reduction=1, class_embed_dim=8, base_channels=32,
                    channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=64,
                    with_cp=False),
+    # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts
+    # the scene) and ~1.5x cheaper than attention on 25 x 25 tokens on a CPU.
     transformer=dict(d_model=128, num_blocks=3, num_heads=4, max_frames=10,
-                     spatial_scales=(1, 2)))
+                     spatial_scales=(1, 2), spatial_mode='conv'))
 
 pipeline = [
     dict(type='LoadOccupancySequence', expected_shape=grid_size, num_classes=num_classes),
@@ -57,4 +59,6 @@ custom_hooks = [
     dict(type='OccupancyCollapseHook', warn_ratio=0.1),
     dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
 ]
-visualizer = dict(point_cloud_range=point_cloud_range, voxel_size=voxel_size)
+# Occupancy panels (GT / prediction / baseline per future step) to every vis backend.
+visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
+                  voxel_size=voxel_size)

@@ -55,7 +55,3 @@ val_evaluator = dict(type='OccupancyMetric', num_classes=num_classes, free_label
                      class_names=class_names)
 test_evaluator = val_evaluator
 
-# Occupancy panels (GT / prediction / baseline per future step) to every vis backend.
-visualizer = dict(type='OccupancyVisualizer', vis_backends=[
-    dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')], name='visualizer',
-    point_cloud_range=point_cloud_range, voxel_size=voxel_size)
