@@ -34,8 +34,9 @@ import pickle
 
 import numpy as np
 
-__all__ = ['repair_track_outliers', 'NUSCENES_MINI_SPLITS', 'SELECTION_SCENE', 'AGENT_TYPES', 'MAP_TYPES', 'map_type_id',
-           'convert_scenario', 'build_windows', 'convert_scenarionet']
+__all__ = ['repair_track_outliers', 'NUSCENES_MINI_SPLITS', 'SELECTION_SCENE', 'AGENT_TYPES',
+           'MAP_TYPES', 'map_type_id', 'convert_scenario', 'build_windows',
+           'convert_scenarionet']
 
 #: Official nuScenes v1.0-mini splits (nuscenes-devkit ``splits.mini_train`` / ``mini_val``).
 NUSCENES_MINI_SPLITS = dict(

@@ -5,7 +5,6 @@ Shapes: ``B`` batch, ``K`` modes, ``T`` waypoints (64 at 10 Hz), ``H`` history s
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch.utils.checkpoint import checkpoint
 

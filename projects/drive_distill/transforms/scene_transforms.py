@@ -24,8 +24,8 @@ from mmcv.transforms import BaseTransform
 from projects.common.structures.trajectory import ego_history_features
 from projects.registry import TRANSFORMS
 
-__all__ = ['LoadScenarioWindow', 'RandomFlipY', 'ComputeTeacherActions', 'VectorizeScene', 'RasterizeScene',
-           'PackDriveInputs', 'to_ego_frame']
+__all__ = ['LoadScenarioWindow', 'RandomFlipY', 'ComputeTeacherActions', 'VectorizeScene',
+           'RasterizeScene', 'PackDriveInputs', 'to_ego_frame']
 
 _SCENE_CACHE = OrderedDict()
 _SCENE_KEYS = ('ego_xy', 'ego_yaw', 'agent_xy', 'agent_yaw', 'agent_valid', 'agent_type',
