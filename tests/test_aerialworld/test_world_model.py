@@ -173,3 +173,24 @@ def test_config_errors():
     bad = synthetic_batch(grid=(10, 10, 7))
     with pytest.raises(ValueError, match='grid_size'):
         model(bad, mode='loss')
+
+
+def test_copy_prior_starts_from_copy_last_and_stays_causal():
+    from projects.registry import MODELS
+    model = MODELS.build(dict(type='OccWorldTransformer', num_codes=16, token_grid=(4, 5),
+                              token_embed='table', d_model=16, num_blocks=1, num_heads=2,
+                              max_frames=4, pose_hidden=8, copy_prior=20.0)).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    tokens = torch.randint(0, 16, (2, 4, 4, 5))
+    motion = torch.zeros(2, 4, 4)
+    logits, _ = model(tokens, motion)
+    # head outputs 0 everywhere, so the prediction for t+1 is exactly the tokens of t
+    assert torch.equal(logits.argmax(2), tokens)
+    assert torch.allclose(logits.gather(2, tokens.unsqueeze(2)), torch.full((2, 4, 1, 4, 5), 20.0))
+    changed = tokens.clone()
+    changed[:, 3] = (changed[:, 3] + 1) % 16
+    logits2, _ = model(changed, motion)
+    assert torch.equal(logits2[:, :3], logits[:, :3])
+    (logits[:, :, 0].sum()).backward()
+    assert model.copy_logit.grad is not None

@@ -173,6 +173,13 @@ class OccWorldTransformer(BaseModule):
         spatial_scales (Sequence[int]): Scales of the spatial mixer. Defaults to (1, 2).
         spatial_mode (str): ``'attn'`` or ``'conv'``. Defaults to ``'attn'``.
         dropout (float): Residual dropout. Defaults to 0.0.
+        copy_prior (float, optional): Initial value of a learnable logit bonus added to the
+            code that position ``(i, j)`` holds in frame ``t`` when predicting frame
+            ``t + 1`` (a copy mechanism, cf. CopyNet, Gu et al. 2016). Most tokens of an
+            occupancy sequence do not change between frames, so with a bonus of a few nats
+            the untrained model already forecasts "no change" (the copy-last-frame
+            baseline) and training spends its capacity on what moves. Causal: it only uses
+            frame ``t``'s own tokens. None (default) disables it (plain OccWorld head).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -194,6 +201,7 @@ class OccWorldTransformer(BaseModule):
                  spatial_scales: Sequence[int] = (1, 2),
                  spatial_mode: str = 'attn',
                  dropout: float = 0.0,
+                 copy_prior: Optional[float] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if token_embed not in ('table', 'codebook'):
@@ -230,6 +238,9 @@ class OccWorldTransformer(BaseModule):
         self.pose_decoder = nn.Sequential(
             nn.Linear(self.d_model, pose_hidden), nn.GELU(),
             nn.Linear(pose_hidden, self.pose_dims))
+        # Copy prior: a learnable logit bonus for "same code as now" at every position.
+        self.copy_logit = (nn.Parameter(torch.tensor(float(copy_prior)))
+                           if copy_prior is not None else None)
 
     def forward(self,
                 tokens: torch.Tensor,
@@ -277,5 +288,9 @@ class OccWorldTransformer(BaseModule):
             x = block(x)
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
+        if self.copy_logit is not None:
+            h, w = self.token_grid
+            bonus = self.copy_logit.to(logits.dtype).expand(b, t, 1, h, w)
+            logits = logits.scatter_add(2, tokens.long().unsqueeze(2), bonus)
         motion = self.pose_decoder(x.mean(dim=(2, 3)))
         return logits, motion
