@@ -9,6 +9,8 @@ _base_ = [
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
+point_cloud_range = [-40.0, -40.0, -2.0, 40.0, 40.0, 150.0]
+voxel_size = [0.4, 0.4, 1.25]
 max_iters = 20000
 switch_iter = 8000
 train_cfg = dict(max_iters=max_iters, val_interval=2000)
@@ -22,8 +24,11 @@ model = dict(
     tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
     tokenizer=dict(z_reduction=4, z_embed_dim=8, base_channels=64, channel_mults=(1, 2, 4),
                    num_res_blocks=2, num_codes=512, code_dim=128, with_cp=True),
+    # Motion-compensated copy prior (see configs/test_local.py).
     transformer=dict(d_model=128, num_blocks=4, num_heads=8, max_frames=10,
-                     spatial_scales=(1, 2, 4)))
+                     spatial_scales=(1, 2, 4), copy_prior=6.0,
+                     copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
+                                      point_cloud_range[3], point_cloud_range[4]]))
 train_dataloader = dict(batch_size=1, num_workers=2)
 val_dataloader = dict(batch_size=1, num_workers=2, dataset=dict(window_stride=5))
 test_dataloader = val_dataloader

@@ -32,10 +32,12 @@ model = dict(
                    with_cp=False),
     # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts
     # the scene) and ~1.5x cheaper than attention on 25 x 25 tokens on a CPU.
-    # copy_prior: most tokens do not change between frames; start from "no change" and learn
-    # what moves (see OccWorldTransformer).
+    # Motion-compensated copy prior: start from "the static world seen from the moved ego"
+    # and learn what else changes (see OccWorldTransformer.copy_warp_range).
     transformer=dict(d_model=128, num_blocks=3, num_heads=4, max_frames=10,
-                     spatial_scales=(1, 2), spatial_mode='conv', copy_prior=6.0))
+                     spatial_scales=(1, 2), spatial_mode='conv', copy_prior=6.0,
+                     copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
+                                      point_cloud_range[3], point_cloud_range[4]]))
 
 pipeline = [
     dict(type='LoadOccupancySequence', expected_shape=grid_size, num_classes=num_classes),

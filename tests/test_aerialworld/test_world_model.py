@@ -1,4 +1,5 @@
 """World transformer causality and the AerialWorld model (stages, losses, predict)."""
+import math
 import copy
 
 import pytest
@@ -194,3 +195,33 @@ def test_copy_prior_starts_from_copy_last_and_stays_causal():
     assert torch.equal(logits2[:, :3], logits[:, :3])
     (logits[:, :, 0].sum()).backward()
     assert model.copy_logit.grad is not None
+
+
+def test_motion_compensated_copy_prior_shifts_tokens_with_ego_motion():
+    from projects.registry import MODELS
+    # 4 x 5 token map over x in [-4, 4], y in [-5, 5]: 2 m x 2 m tokens
+    model = MODELS.build(dict(type='OccWorldTransformer', num_codes=32, token_grid=(4, 5),
+                              token_embed='table', d_model=16, num_blocks=1, num_heads=2,
+                              max_frames=4, pose_hidden=8, copy_prior=20.0,
+                              copy_warp_range=[-4.0, -5.0, 4.0, 5.0])).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    tokens = torch.arange(20).reshape(1, 1, 4, 5).repeat(1, 2, 1, 1)
+    # ego moves 2 m forward (one token in x): token (i, j) of t+1 sees token (i+1, j) of t
+    nxt = torch.tensor([[[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    logits, _ = model(tokens, torch.zeros(1, 2, 4), next_motion=nxt)
+    pred = logits[0, 0].argmax(0)
+    assert torch.equal(pred[:3], tokens[0, 0, 1:])            # shifted by one row
+    assert torch.all(logits[0, 0, :, 3].max(0).values == 0)   # last row left the map: no bonus
+    assert torch.equal(logits[0, 1].argmax(0), tokens[0, 1])  # no motion: plain copy
+    # moving 2 m to the left (one token in y): token (i, j) of t+1 sees token (i, j+1) of t
+    left = torch.tensor([[[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    logits, _ = model(tokens, torch.zeros(1, 2, 4), next_motion=left)
+    assert torch.equal(logits[0, 0].argmax(0)[:, :4], tokens[0, 0, :, 1:])
+    # turning by 180 degrees maps (x, y) -> (-x, -y): token (i, j) sees token (3-i, 4-j)
+    turn = torch.tensor([[[0.0, 0.0, 0.0, math.pi], [0.0, 0.0, 0.0, 0.0]]])
+    logits, _ = model(tokens, torch.zeros(1, 2, 4), next_motion=turn)
+    assert torch.equal(logits[0, 0].argmax(0), tokens[0, 0].flip(0).flip(1))
+    # without next_motion the model's own (detached) motion prediction is used
+    logits, motion = model(tokens, torch.zeros(1, 2, 4))
+    assert logits.shape == (1, 2, 32, 4, 5) and motion.shape == (1, 2, 4)

@@ -365,7 +365,9 @@ class AerialWorld(BaseModel):
         codebook = self.tokenizer.codebook.detach()
         motion_gt = ego_motion_from_poses(poses)  # (B, T-1, 4)
         frame_motion = torch.cat([motion_gt.new_zeros(b, 1, 4), motion_gt], dim=1)
-        logits, motion_pred = self.transformer(tokens, frame_motion, codebook)
+        next_motion = torch.cat([motion_gt, motion_gt.new_zeros(b, 1, 4)], dim=1)
+        logits, motion_pred = self.transformer(tokens, frame_motion, codebook,
+                                               next_motion=next_motion)
         k, h, w = logits.shape[2:]
         pred_logits = logits[:, :-1]
         target = tokens[:, 1:]

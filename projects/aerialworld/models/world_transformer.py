@@ -180,6 +180,14 @@ class OccWorldTransformer(BaseModule):
             the untrained model already forecasts "no change" (the copy-last-frame
             baseline) and training spends its capacity on what moves. Causal: it only uses
             frame ``t``'s own tokens. None (default) disables it (plain OccWorld head).
+        copy_warp_range (Sequence[float], optional): ``[x_min, y_min, x_max, y_max]`` in
+            metres of the token map in the ego frame (the grid's x/y range). When set, the
+            copy prior is *motion compensated*: the bonus goes to the code found at the
+            position in frame ``t`` that the token centre of frame ``t + 1`` maps to under
+            the ego motion ``t -> t + 1`` (``[dx, dy, dz, dyaw]``; x/y and yaw only, since z
+            is gravity aligned), i.e. a static world seen from the moved ego. Tokens that
+            map outside the map get no bonus. The motion is ``next_motion`` when given
+            (teacher forcing) else the model's own predicted motion (detached).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -202,6 +210,7 @@ class OccWorldTransformer(BaseModule):
                  spatial_mode: str = 'attn',
                  dropout: float = 0.0,
                  copy_prior: Optional[float] = None,
+                 copy_warp_range: Optional[Sequence[float]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if token_embed not in ('table', 'codebook'):
@@ -241,11 +250,50 @@ class OccWorldTransformer(BaseModule):
         # Copy prior: a learnable logit bonus for "same code as now" at every position.
         self.copy_logit = (nn.Parameter(torch.tensor(float(copy_prior)))
                            if copy_prior is not None else None)
+        if copy_warp_range is not None:
+            if copy_prior is None:
+                raise ValueError('copy_warp_range needs copy_prior to be set')
+            rng = [float(v) for v in copy_warp_range]
+            if len(rng) != 4 or rng[2] <= rng[0] or rng[3] <= rng[1]:
+                raise ValueError('copy_warp_range must be [x_min, y_min, x_max, y_max] (m), got '
+                                 f'{copy_warp_range}')
+            self.copy_warp_range = rng
+        else:
+            self.copy_warp_range = None
+
+    def _warp_source(self, next_motion: torch.Tensor):
+        """Token index in frame ``t`` seen by each token of frame ``t + 1``.
+
+        Args:
+            next_motion (torch.Tensor): ``(B, T, >= 4)`` motion of ``t + 1`` relative to ``t``
+                (``dx, dy`` metres, ``dyaw`` radians at index 3).
+
+        Returns:
+            tuple: flat source index ``(B, T, h * w)`` long and validity ``(B, T, h * w)``
+            bool (False where the position falls outside the token map).
+        """
+        h, w = self.token_grid
+        x0, y0, x1, y1 = self.copy_warp_range
+        sx, sy = (x1 - x0) / h, (y1 - y0) / w
+        dev, dt = next_motion.device, next_motion.dtype
+        xs = x0 + (torch.arange(h, device=dev, dtype=dt) + 0.5) * sx
+        ys = y0 + (torch.arange(w, device=dev, dtype=dt) + 0.5) * sy
+        gx, gy = torch.meshgrid(xs, ys, indexing='ij')
+        gx, gy = gx.reshape(1, 1, -1), gy.reshape(1, 1, -1)
+        dx, dy, dyaw = (next_motion[..., k:k + 1] for k in (0, 1, 3))
+        cos, sin = torch.cos(dyaw), torch.sin(dyaw)
+        px = cos * gx - sin * gy + dx  # token centre of frame t+1 expressed in frame t
+        py = sin * gx + cos * gy + dy
+        i = torch.floor((px - x0) / sx).long()
+        j = torch.floor((py - y0) / sy).long()
+        valid = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+        return i.clamp(0, h - 1) * w + j.clamp(0, w - 1), valid
 
     def forward(self,
                 tokens: torch.Tensor,
                 ego_motion: torch.Tensor,
-                codebook: Optional[torch.Tensor] = None
+                codebook: Optional[torch.Tensor] = None,
+                next_motion: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Predict next-frame token logits and ego motion for every input frame.
 
@@ -255,6 +303,9 @@ class OccWorldTransformer(BaseModule):
                 (frame ``t`` relative to ``t - 1``; zeros for the first frame).
             codebook (torch.Tensor, optional): ``(K, D)`` code vectors, required for
                 ``token_embed='codebook'`` (used detached).
+            next_motion (torch.Tensor, optional): ``(B, T, pose_dims)`` motion of frame
+                ``t + 1`` relative to ``t`` for the motion-compensated copy prior (teacher
+                forcing); None uses the predicted motion.
 
         Returns:
             tuple: ``logits`` ``(B, T, K, h, w)`` float (output ``t`` predicts frame
@@ -288,9 +339,17 @@ class OccWorldTransformer(BaseModule):
             x = block(x)
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
+        motion = self.pose_decoder(x.mean(dim=(2, 3)))
         if self.copy_logit is not None:
             h, w = self.token_grid
-            bonus = self.copy_logit.to(logits.dtype).expand(b, t, 1, h, w)
-            logits = logits.scatter_add(2, tokens.long().unsqueeze(2), bonus)
-        motion = self.pose_decoder(x.mean(dim=(2, 3)))
+            if self.copy_warp_range is None:
+                source = tokens.long()
+                bonus = self.copy_logit.to(logits.dtype).expand(b, t, h, w)
+            else:
+                nm = motion.detach() if next_motion is None else next_motion
+                index, valid = self._warp_source(nm.to(logits.dtype))
+                source = tokens.long().flatten(2).gather(2, index).reshape(b, t, h, w)
+                bonus = self.copy_logit.to(logits.dtype) * valid.to(logits.dtype)
+                bonus = bonus.reshape(b, t, h, w)
+            logits = logits.scatter_add(2, source.unsqueeze(2), bonus.unsqueeze(2))
         return logits, motion
