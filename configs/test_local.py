@@ -13,8 +13,8 @@ voxel_size = [0.8, 0.8, 1.0]
 grid_size = [50, 50, 30]
 num_classes = 7
 
-max_iters = 1400
-switch_iter = 700
+max_iters = 1500
+switch_iter = 900
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
@@ -26,7 +26,7 @@ optim_wrapper = dict(optimizer=dict(lr=2e-3))
 # Tokens at 2x down (25 x 25, 1.6 m per token): a 40 m grid is small, and the finer token map
 # keeps reconstruction IoU high enough for forecasting to beat copying the last frame.
 model = dict(
-    tokenizer_frames=2,  # tokenizer stage: 2 random frames of each window per step
+    tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
     tokenizer=dict(grid_size=grid_size, z_reduction=1, class_embed_dim=8, base_channels=32,
                    channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=64,
                    with_cp=False),

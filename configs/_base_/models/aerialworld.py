@@ -30,6 +30,9 @@ model = dict(
         num_heads=8,
         max_frames=16),
     loss_token=dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
+    # Reconstruction: semantic cross-entropy (class identity, e.g. road vs terrain) plus the
+    # seed's occupancy losses (focal, dice, mean-matching).
+    loss_recon_ce=dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
     loss_focal=dict(type='OccupancyFocalLoss', alpha=0.99, gamma=2.0, loss_weight=1.0),
     loss_dice=dict(type='OccupancyDiceLoss', loss_weight=1.0),
     loss_mean_matching=dict(type='MeanMatchingLoss', loss_weight=10.0),
