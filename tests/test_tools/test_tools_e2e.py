@@ -6,6 +6,7 @@ train -> checkpoints + TensorBoard events -> resume -> test, a SIGKILLed run res
 ``--resume``, two-process gloo training, ``--amp`` on the CPU and ``--eval-only``.
 """
 import glob
+import re
 import os
 import os.path as osp
 import signal
@@ -132,19 +133,26 @@ def test_bad_flag_combination_is_a_clear_error(tmp_path):
 def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path):
     work = tmp_path / 'sigterm'
     options = [o for o in SMALL if not o.startswith(('train_cfg.max_iters', 'train_cfg.val_int'))]
-    proc = subprocess.Popen(
-        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options',
-         *options, 'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
-         'default_hooks.checkpoint.interval=1000'],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 600
-    log_glob = str(work / '*' / '*.log')
-    while not any('Iter(train) [3/' in open(p).read() for p in glob.glob(log_glob)):
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() < deadline, 'training did not reach iteration 3'
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=600)
+    out_path = tmp_path / 'sigterm_out.txt'
+    with open(out_path, 'w') as out_file:  # a file, not a pipe: a full pipe would block
+        proc = subprocess.Popen(
+            [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options',
+             *options, 'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
+             'default_hooks.checkpoint.interval=1000'],
+            cwd=ROOT, env=_env(), stdout=out_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 600
+            # MMEngine pads the iteration to the width of max_iters: "[   3/1000]"
+            while not re.search(r'Iter\(train\) \[\s*3/', out_path.read_text()):
+                assert proc.poll() is None, out_path.read_text()[-3000:]
+                assert time.time() < deadline, 'training did not reach iteration 3'
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    out = out_path.read_text()
     assert proc.returncode == 0, out[-3000:]
     assert 'SIGTERM received' in out, out[-3000:]
     ckpts = glob.glob(str(work / 'iter_*.pth'))

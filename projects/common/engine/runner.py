@@ -9,6 +9,7 @@ exist.
 import os
 import os.path as osp
 
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 
 from projects.registry import RUNNERS
@@ -25,8 +26,11 @@ class FaultTolerantRunner(Runner):
     :meth:`from_cfg` like the plain Runner.
     """
 
+    @master_only
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
         """Save like :meth:`Runner.save_checkpoint`, through a temporary file + rename.
+
+        Runs on the main process only, like the parent method (other ranks return at once).
 
         Args:
             out_dir (str): directory of the checkpoint (local file system).

@@ -1,6 +1,7 @@
 """Checkpoint on SIGTERM (preemption, ``scancel``, ``kill``) before the process exits."""
 import signal
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from projects.registry import HOOKS
@@ -48,8 +49,9 @@ class SignalCheckpointHook(Hook):
         runner.logger.warning(f'{self._received} received: saving {filename} and stopping')
         runner.save_checkpoint(runner.work_dir, filename, save_optimizer=True,
                                save_param_scheduler=True)
-        with open(f'{runner.work_dir}/last_checkpoint', 'w') as f:
-            f.write(f'{runner.work_dir}/{filename}')
+        if is_main_process():
+            with open(f'{runner.work_dir}/last_checkpoint', 'w') as f:
+                f.write(f'{runner.work_dir}/{filename}')
         runner.train_loop.stop_training = True
         if self.exit_code is not None:
             raise SystemExit(self.exit_code)
