@@ -10,16 +10,17 @@ Usage:
 Distributed: ``tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [args]``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root, for `projects`
 
 import projects  # noqa: E402
-from projects.common.engine.launch import default_work_dir, prepare_launcher  # noqa: E402
+from projects.common.engine.launch import (add_common_args, build_runner,  # noqa: E402
+                                           default_work_dir, parse_args_set_local_rank,
+                                           prepare_launcher)
 
 
 def parse_args(argv=None):
@@ -33,15 +34,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory for visualisations')
     parser.add_argument('--out', help='dump predictions to this .pkl file')
     parser.add_argument('--overwrite', action='store_true', help='allow --out to overwrite')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_dataloader.batch_size=1')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser, 'test_dataloader.batch_size=1')
+    return parse_args_set_local_rank(parser, argv)
 
 
 def main(argv=None):
@@ -78,10 +72,7 @@ def main(argv=None):
         cfg.test_evaluator = evaluator
     prepare_launcher(cfg, args.launcher)
 
-    from mmengine.runner import Runner
-
-    from projects.registry import RUNNERS
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     return runner.test()
 
 

@@ -10,18 +10,19 @@ Distributed: ``tools/dist_train.sh CONFIG NUM_PROCS [args]`` (gloo on CPU-only m
 """
 import argparse
 import logging
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root, for `projects`
 
 import projects  # noqa: E402
-from projects.common.engine.launch import (ConfigFlagError, apply_amp, default_work_dir,  # noqa: E402
-                                           prepare_launcher, set_by_path)
+from projects.common.engine.launch import (ConfigFlagError, add_common_args,  # noqa: E402
+                                           apply_amp, build_runner, default_work_dir,
+                                           parse_args_set_local_rank, prepare_launcher,
+                                           set_by_path)
 
 
 def parse_args(argv=None):
@@ -49,15 +50,8 @@ def parse_args(argv=None):
                         help='only evaluate the loaded/resumed checkpoint on the val set')
     parser.add_argument('--wandb', action='store_true', help='also log to Weights & Biases')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_cfg.max_iters=10')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser, 'train_cfg.max_iters=10')
+    return parse_args_set_local_rank(parser, argv)
 
 
 def apply_aliases(cfg, args):
@@ -139,10 +133,7 @@ def main(argv=None):
                      '--resume-from CKPT, or --resume with a checkpoint in the work dir')
     prepare_launcher(cfg, args.launcher)
 
-    from mmengine.runner import Runner
-
-    from projects.registry import RUNNERS
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     if args.eval_only:
         runner.val()  # Runner.val() loads `load_from` itself
         return runner

@@ -7,14 +7,14 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction  # noqa: F401  (re-exported for the tools)
+from mmengine.config import DictAction
 
 from .dist import init_cpu_distributed
 
 _DDP_TYPE = 'projects.DeviceAgnosticDDP'
 
 __all__ = ['prepare_launcher', 'apply_amp', 'default_work_dir', 'ConfigFlagError',
-           'set_by_path']
+           'set_by_path', 'add_common_args', 'parse_args_set_local_rank', 'build_runner']
 
 
 class ConfigFlagError(ValueError):
@@ -121,6 +121,46 @@ def apply_amp(cfg):
             '(bfloat16 autocast on the CPU)')
 
 
-def local_rank():
-    """Return ``LOCAL_RANK`` from the environment (0 when unset)."""
-    return int(os.environ.get('LOCAL_RANK', 0))
+def add_common_args(parser, cfg_options_example):
+    """Add the flags every tool shares: ``--cfg-options``, ``--launcher``, ``--local_rank``.
+
+    Args:
+        parser (argparse.ArgumentParser): the tool's parser.
+        cfg_options_example (str): example shown in the ``--cfg-options`` help.
+    """
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config keys, e.g. {cfg_options_example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_args_set_local_rank(parser, argv=None):
+    """Parse ``argv`` and export ``LOCAL_RANK`` (from ``--local_rank``) when torchrun did not.
+
+    Args:
+        parser (argparse.ArgumentParser): parser with :func:`add_common_args` applied.
+        argv (list[str], optional): arguments; ``sys.argv[1:]`` when None.
+
+    Returns:
+        argparse.Namespace: the parsed arguments.
+    """
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_runner(cfg):
+    """Build the Runner named by ``cfg.runner_type`` (our registry), else MMEngine's Runner.
+
+    Args:
+        cfg (Config): the complete config.
+
+    Returns:
+        mmengine.runner.Runner: the runner.
+    """
+    from mmengine.runner import Runner
+
+    from projects.registry import RUNNERS
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
