@@ -19,8 +19,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root
 
 import projects  # noqa: E402
 from projects.common.engine.launch import (add_common_args, build_runner,  # noqa: E402
-                                           default_work_dir, parse_args_set_local_rank,
-                                           prepare_launcher)
+                                           default_work_dir, finalize_distributed,
+                                           parse_args_set_local_rank, prepare_launcher)
 
 
 def parse_args(argv=None):
@@ -73,7 +73,9 @@ def main(argv=None):
     prepare_launcher(cfg, args.launcher)
 
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    finalize_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

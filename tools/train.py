@@ -21,6 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root
 import projects  # noqa: E402
 from projects.common.engine.launch import (ConfigFlagError, add_common_args,  # noqa: E402
                                            apply_amp, build_runner, default_work_dir,
+                                           finalize_distributed,
                                            parse_args_set_local_rank, prepare_launcher,
                                            set_by_path)
 
@@ -136,8 +137,9 @@ def main(argv=None):
     runner = build_runner(cfg)
     if args.eval_only:
         runner.val()  # Runner.val() loads `load_from` itself
-        return runner
-    runner.train()
+    else:
+        runner.train()
+    finalize_distributed()
     return runner
 
 

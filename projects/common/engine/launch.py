@@ -7,14 +7,16 @@ import os
 import os.path as osp
 
 import torch
+import torch.distributed as torch_dist
 from mmengine.config import DictAction
 
 from .dist import init_cpu_distributed
 
 _DDP_TYPE = 'projects.DeviceAgnosticDDP'
 
-__all__ = ['prepare_launcher', 'apply_amp', 'default_work_dir', 'ConfigFlagError',
-           'set_by_path', 'add_common_args', 'parse_args_set_local_rank', 'build_runner']
+__all__ = ['prepare_launcher', 'finalize_distributed', 'apply_amp', 'default_work_dir',
+           'ConfigFlagError', 'set_by_path', 'add_common_args', 'parse_args_set_local_rank',
+           'build_runner']
 
 
 class ConfigFlagError(ValueError):
@@ -84,6 +86,20 @@ def prepare_launcher(cfg, launcher):
         cfg.env_cfg = env_cfg
         if launcher == 'pytorch':
             init_cpu_distributed(timeout_s=cfg.env_cfg['dist_cfg'].get('timeout', 1800))
+
+
+def finalize_distributed():
+    """Shut the default process group down cleanly at the end of a successful run.
+
+    Every rank waits at a barrier, then destroys the process group. Without this a rank that
+    finishes first exits while its peers still hold open gloo connections, and a peer can be
+    aborted (SIGABRT, "connection closed by peer") during interpreter shutdown, which turns a
+    successful ``torchrun`` job into a failed one. Does nothing outside distributed runs. Call it
+    only after the run succeeded on this rank: a rank that raised never reaches the barrier.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
 
 
 def apply_amp(cfg):
