@@ -27,9 +27,12 @@ optim_wrapper = dict(optimizer=dict(lr=2e-3))
 # keeps reconstruction IoU high enough for forecasting to beat copying the last frame.
 model = dict(
     tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
+    # Cosine codebook with 16-d codes (ViT-VQGAN's factorised l2-normalised lookup) keeps
+    # more codes alive; no encoder attention: on 25 x 25 tokens it only adds scene context
+    # that the few training sessions let it memorise.
     tokenizer=dict(grid_size=grid_size, z_reduction=1, class_embed_dim=8, base_channels=32,
-                   channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=64,
-                   with_cp=False),
+                   channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=16,
+                   normalize_codes=True, attn_at_lowest=False, with_cp=False),
     # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts
     # the scene) and ~1.5x cheaper than attention on 25 x 25 tokens on a CPU.
     # Motion-compensated copy prior: start from "the static world seen from the moved ego"

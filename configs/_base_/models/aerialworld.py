@@ -19,6 +19,9 @@ model = dict(
         base_channels=64,
         channel_mults=(1, 2, 4),  # two stride-2 stages: 4x down, attention at the lowest
         num_res_blocks=1,
+        # Channel LayerNorm before the output convolutions: GroupNorm there erases grids that
+        # are uniformly roof or ground (see OccVQVAE.out_norm).
+        out_norm='layer',
         num_codes=512,
         code_dim=128,
         beta=0.25,

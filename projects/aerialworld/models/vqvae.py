@@ -8,8 +8,8 @@ A. van den Oord et al., "Neural Discrete Representation Learning", NeurIPS 2017)
       -> class embedding (B, X, Y, Z, E)
       -> optional z-reduction stem: groups of r z-cells -> Ez channels (B, X, Y, Z/r, Ez)
       -> height folded into channels (B, Ez * Z', X, Y), padded to a multiple of the stride
-      -> 2-D ResNet encoder (GroupNorm, down-sampling by 2 ** (len(channel_mults) - 1),
-         self-attention at the lowest scale) -> z_e (B, D, h, w)
+      -> 2-D ResNet encoder (GroupNorm or channel LayerNorm, down-sampling by
+         2 ** (len(channel_mults) - 1), self-attention at the lowest scale) -> z_e (B, D, h, w)
       -> codebook (K x D), nearest code, straight-through estimator, codebook loss
       -> 2-D ResNet decoder -> (B, Ez * Z', X, Y) -> unfold height -> inverse z stem
       -> per-voxel features (B, X, Y, Z, E) . class-embedding table^T -> logits (B, C, X, Y, Z)
@@ -34,20 +34,70 @@ def _num_groups(channels: int, max_groups: int = 32) -> int:
     return 1
 
 
+class ChannelLayerNorm2d(nn.Module):
+    """LayerNorm over the channels of every location of a ``(B, C, H, W)`` map.
+
+    Unlike GroupNorm it does not subtract a per-sample spatial mean, so a spatially uniform
+    input (an aerial grid that is all roof, or all open ground) keeps its absolute content.
+    Its parameters are named and shaped like GroupNorm's (``weight``/``bias`` ``(C,)``).
+
+    Args:
+        channels (int): ``C``.
+        eps (float): Numerical epsilon. Defaults to 1e-6.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``(B, C, H, W)`` over ``C``; returns the same shape."""
+        x = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+NORMS = ('group', 'layer')
+
+
+def build_norm2d(kind: str, channels: int) -> nn.Module:
+    """Normalisation layer of the tokenizer.
+
+    Args:
+        kind (str): ``'group'``: GroupNorm with up to 32 groups (VQGAN / OccWorld);
+            ``'layer'``: :class:`ChannelLayerNorm2d` (per-location, keeps uniform inputs).
+        channels (int): Channels.
+
+    Returns:
+        nn.Module: the layer.
+
+    Raises:
+        ValueError: On an unknown ``kind``.
+    """
+    if kind == 'group':
+        return nn.GroupNorm(_num_groups(channels), channels, eps=1e-6)
+    if kind == 'layer':
+        return ChannelLayerNorm2d(channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
 class ResBlock2d(nn.Module):
-    """Pre-activation residual block: (GroupNorm, SiLU, 3x3 conv) x 2 + shortcut.
+    """Pre-activation residual block: (norm, SiLU, 3x3 conv) x 2 + shortcut.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels (a 1x1 shortcut is used when they differ).
         dropout (float): Dropout before the second convolution. Defaults to 0.0.
+        norm (str): ``'group'`` or ``'layer'``, see :func:`build_norm2d`. Defaults to 'group'.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0,
+                 norm: str = 'group') -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(_num_groups(in_channels), in_channels, eps=1e-6)
+        self.norm1 = build_norm2d(norm, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = nn.GroupNorm(_num_groups(out_channels), out_channels, eps=1e-6)
+        self.norm2 = build_norm2d(norm, out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.shortcut = (nn.Conv2d(in_channels, out_channels, 1)
@@ -61,23 +111,24 @@ class ResBlock2d(nn.Module):
 
 
 class AttnBlock2d(nn.Module):
-    """Spatial self-attention over all ``H * W`` positions (GroupNorm, SDPA, residual).
+    """Spatial self-attention over all ``H * W`` positions (norm, SDPA, residual).
 
     Args:
         channels (int): Channels ``C`` (must be divisible by ``num_heads``).
         num_heads (int): Attention heads. Defaults to 1.
+        norm (str): ``'group'`` or ``'layer'``, see :func:`build_norm2d`. Defaults to 'group'.
 
     Raises:
         ValueError: If ``channels`` is not divisible by ``num_heads``.
     """
 
-    def __init__(self, channels: int, num_heads: int = 1) -> None:
+    def __init__(self, channels: int, num_heads: int = 1, norm: str = 'group') -> None:
         super().__init__()
         if channels % num_heads != 0:
             raise ValueError(f'attn_heads={num_heads} must divide the lowest-scale channels '
                              f'{channels}')
         self.num_heads = num_heads
-        self.norm = nn.GroupNorm(_num_groups(channels), channels, eps=1e-6)
+        self.norm = build_norm2d(norm, channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
@@ -144,6 +195,13 @@ class VectorQuantizer(nn.Module):
     Under distributed training the usage counts are all-reduced and the re-seeded codebook is
     broadcast from rank 0, so replicas stay identical.
 
+    ``normalize=True`` is the l2-normalised (cosine) codebook of ViT-VQGAN (Yu et al. 2022,
+    "Vector-quantized Image Modeling with Improved VQGAN", Sec. 3.2): encoder outputs and codes
+    are projected onto the unit sphere before the nearest-neighbour search, so the search uses
+    cosine similarity and the codes cannot drift away from the encoder outputs in scale. With a
+    small ``code_dim`` (the paper's factorised low-dimensional lookup) this keeps far more of
+    the codebook in use than the plain Euclidean codebook.
+
     Args:
         num_codes (int): Codebook size ``K``. Defaults to 512.
         code_dim (int): Code dimension ``D``. Defaults to 128.
@@ -155,6 +213,7 @@ class VectorQuantizer(nn.Module):
         usage_decay (float): EMA decay of code usage. Defaults to 0.95.
         dead_threshold (float): Usage (relative to uniform) below which a code is dead.
             Defaults to 0.01.
+        normalize (bool): l2-normalised (cosine) codebook, see above. Defaults to False.
     """
 
     def __init__(self,
@@ -165,8 +224,10 @@ class VectorQuantizer(nn.Module):
                  init_from_data: bool = True,
                  restart_dead_codes: bool = True,
                  usage_decay: float = 0.95,
-                 dead_threshold: float = 0.01) -> None:
+                 dead_threshold: float = 0.01,
+                 normalize: bool = False) -> None:
         super().__init__()
+        self.normalize = bool(normalize)
         self.num_codes = int(num_codes)
         self.code_dim = int(code_dim)
         self.embedding = nn.Embedding(self.num_codes, self.code_dim)
@@ -216,9 +277,15 @@ class VectorQuantizer(nn.Module):
             weight.data.copy_(new)
             self.usage[dead] = 1.0
 
+    @property
+    def codes(self) -> torch.Tensor:
+        """The code vectors ``(K, D)`` as used for quantisation (unit length if ``normalize``)."""
+        weight = self.embedding.weight
+        return F.normalize(weight, dim=1) if self.normalize else weight
+
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors of ``indices`` ``(B, h, w)`` long -> ``(B, D, h, w)`` float."""
-        return self.embedding(indices).permute(0, 3, 1, 2)
+        return F.embedding(indices, self.codes).permute(0, 3, 1, 2)
 
     def forward(self, z_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantise encoder outputs.
@@ -238,14 +305,16 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f'VectorQuantizer: expected (B, {self.code_dim}, h, w), got '
                              f'{tuple(z_e.shape)}')
         b, d, h, w = z_e.shape
+        if self.normalize:
+            z_e = F.normalize(z_e, dim=1)
         z_flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
         if self.training and self.init_from_data and not bool(self.initialized):
             self._update_codebook(z_flat.detach(), torch.empty(0, dtype=torch.long))
-        weight = self.embedding.weight
+        weight = self.codes
         dist = (z_flat.detach().pow(2).sum(1, keepdim=True) - 2.0 * z_flat.detach() @ weight.t()
                 + weight.detach().pow(2).sum(1)[None])
         indices = dist.argmin(dim=1)
-        z_q = self.embedding(indices).reshape(b, h, w, d).permute(0, 3, 1, 2)
+        z_q = F.embedding(indices, weight).reshape(b, h, w, d).permute(0, 3, 1, 2)
         loss = self.loss_vq(z_e, z_q)
         z_q_st = z_e + (z_q - z_e).detach()
         if self.training:
@@ -280,12 +349,28 @@ class OccVQVAE(BaseModule):
             Defaults to True.
         attn_heads (int): Heads of that attention. Defaults to 1.
         dropout (float): Dropout in residual blocks. Defaults to 0.0.
+        norm (str): Normalisation inside the residual and attention blocks: ``'group'``
+            (GroupNorm, as VQGAN and OccWorld) or ``'layer'`` (per-location channel LayerNorm,
+            :class:`ChannelLayerNorm2d`). Defaults to 'group'.
+        out_norm (str, optional): Normalisation before the encoder's output convolution (the
+            quantiser input) and before the decoder's output convolution (the voxel logits).
+            GroupNorm there removes each sample's spatial mean from the only path to the
+            output, so a grid that is uniformly roof or open ground loses its content and is
+            decoded as free space (measured on the Tokyo sessions: a drone orbiting over a
+            large flat roof reconstructed at 10 % IoU); inside the pre-activation blocks the
+            residual stream keeps the mean, so only these two layers matter. ``'layer'`` is
+            the AerialWorld default; OccWorld weights need ``'group'``. Defaults to ``norm``.
         free_label (int): Free class (used to pad the grid); negative counts from the last
             class. Defaults to -1.
         with_cp (bool): Activation checkpointing in the decoder (saves memory when the
             decoder is back-propagated, e.g. full aerial grids). Defaults to False.
         init_codebook_from_data (bool): See :class:`VectorQuantizer`. Defaults to True.
         restart_dead_codes (bool): See :class:`VectorQuantizer`. Defaults to True.
+        code_usage_decay (float): ``usage_decay`` of :class:`VectorQuantizer`. Defaults to 0.95.
+        dead_code_threshold (float): ``dead_threshold`` of :class:`VectorQuantizer`.
+            Defaults to 0.01.
+        normalize_codes (bool): Cosine (l2-normalised) codebook, see
+            :class:`VectorQuantizer`. Defaults to False.
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -309,10 +394,15 @@ class OccVQVAE(BaseModule):
                  attn_at_lowest: bool = True,
                  attn_heads: int = 1,
                  dropout: float = 0.0,
+                 norm: str = 'group',
+                 out_norm: Optional[str] = None,
                  free_label: int = -1,
                  with_cp: bool = False,
                  init_codebook_from_data: bool = True,
                  restart_dead_codes: bool = True,
+                 code_usage_decay: float = 0.95,
+                 dead_code_threshold: float = 0.01,
+                 normalize_codes: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         grid_size = tuple(int(s) for s in grid_size)
@@ -323,6 +413,10 @@ class OccVQVAE(BaseModule):
             raise ValueError(f'OccVQVAE: z_reduction must be >= 1, got {z_reduction}')
         if len(channel_mults) < 1:
             raise ValueError('OccVQVAE: channel_mults must not be empty')
+        out_norm = norm if out_norm is None else out_norm
+        for key, value in (('norm', norm), ('out_norm', out_norm)):
+            if value not in NORMS:
+                raise ValueError(f'OccVQVAE: {key} must be one of {NORMS}, got {value!r}')
         if num_classes < 2:
             raise ValueError(f'OccVQVAE: num_classes must be >= 2, got {num_classes}')
         free = free_label + num_classes if free_label < 0 else free_label
@@ -360,18 +454,18 @@ class OccVQVAE(BaseModule):
         ch = chans[0]
         for i, out_ch in enumerate(chans):
             for _ in range(num_res_blocks):
-                enc.append(ResBlock2d(ch, out_ch, dropout))
+                enc.append(ResBlock2d(ch, out_ch, dropout, norm))
                 ch = out_ch
                 if attn_at_lowest and i == len(chans) - 1:
-                    enc.append(AttnBlock2d(ch, attn_heads))
+                    enc.append(AttnBlock2d(ch, attn_heads, norm))
             if i < len(chans) - 1:
                 enc.append(Downsample2d(ch))
-        enc.append(ResBlock2d(ch, ch, dropout))
+        enc.append(ResBlock2d(ch, ch, dropout, norm))
         if attn_at_lowest:
-            enc.append(AttnBlock2d(ch, attn_heads))
-        enc.append(ResBlock2d(ch, ch, dropout))
+            enc.append(AttnBlock2d(ch, attn_heads, norm))
+        enc.append(ResBlock2d(ch, ch, dropout, norm))
         self.encoder = _Sequential(enc)
-        self.enc_norm = nn.GroupNorm(_num_groups(ch), ch, eps=1e-6)
+        self.enc_norm = build_norm2d(out_norm, ch)
         self.enc_out = nn.Conv2d(ch, self.code_dim, 3, padding=1)
         self.quant_conv = nn.Conv2d(self.code_dim, self.code_dim, 1)
         self.quantizer = VectorQuantizer(
@@ -380,33 +474,36 @@ class OccVQVAE(BaseModule):
             loss_vq=loss_vq,
             beta=beta,
             init_from_data=init_codebook_from_data,
-            restart_dead_codes=restart_dead_codes)
+            restart_dead_codes=restart_dead_codes,
+            usage_decay=code_usage_decay,
+            dead_threshold=dead_code_threshold,
+            normalize=normalize_codes)
         self.post_quant_conv = nn.Conv2d(self.code_dim, self.code_dim, 1)
 
         # Decoder (mirror).
         ch = chans[-1]
         self.dec_in = nn.Conv2d(self.code_dim, ch, 3, padding=1)
-        dec = [ResBlock2d(ch, ch, dropout)]
+        dec = [ResBlock2d(ch, ch, dropout, norm)]
         if attn_at_lowest:
-            dec.append(AttnBlock2d(ch, attn_heads))
-        dec.append(ResBlock2d(ch, ch, dropout))
+            dec.append(AttnBlock2d(ch, attn_heads, norm))
+        dec.append(ResBlock2d(ch, ch, dropout, norm))
         for i in reversed(range(len(chans))):
             out_ch = chans[i]
             for _ in range(num_res_blocks):
-                dec.append(ResBlock2d(ch, out_ch, dropout))
+                dec.append(ResBlock2d(ch, out_ch, dropout, norm))
                 ch = out_ch
                 if attn_at_lowest and i == len(chans) - 1:
-                    dec.append(AttnBlock2d(ch, attn_heads))
+                    dec.append(AttnBlock2d(ch, attn_heads, norm))
             if i > 0:
                 dec.append(Upsample2d(ch))
         self.decoder = _Sequential(dec)
-        self.dec_norm = nn.GroupNorm(_num_groups(ch), ch, eps=1e-6)
+        self.dec_norm = build_norm2d(out_norm, ch)
         self.dec_out = nn.Conv2d(ch, fold, 3, padding=1)
 
     @property
     def codebook(self) -> torch.Tensor:
-        """The codebook weight ``(K, D)``."""
-        return self.quantizer.embedding.weight
+        """The code vectors ``(K, D)`` (unit length with ``normalize_codes``)."""
+        return self.quantizer.codes
 
     def _check_occ(self, occ: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``occ`` is an integer ``(B, X, Y, Z)`` on the grid."""
