@@ -111,3 +111,40 @@ def test_tokenizer_learns_round_trip():
     with torch.no_grad():
         recon = tok.decode_indices(tok.tokenize(occ)).argmax(1)
     assert (recon == occ.long()).float().mean() > 0.95
+
+
+def test_channel_layer_norm_keeps_uniform_maps_that_group_norm_erases():
+    """A spatially uniform map (all roof) survives the output norm only with 'layer'."""
+    from projects.aerialworld.models.vqvae import ChannelLayerNorm2d, build_norm2d
+    x = torch.arange(8.0).reshape(1, 8, 1, 1).expand(2, 8, 5, 5).contiguous()
+    assert build_norm2d('group', 8)(x).abs().max() < 1e-3  # per-sample spatial mean removed
+    ln = ChannelLayerNorm2d(8)
+    y = ln(x)
+    expected = (torch.arange(8.0) - 3.5) / torch.arange(8.0).var(unbiased=False).add(1e-6).sqrt()
+    assert torch.allclose(y[0, :, 2, 3], expected, atol=1e-5)
+    # same parameter names and shapes as GroupNorm (checkpoint layouts stay comparable)
+    assert {k: v.shape for k, v in ln.state_dict().items()} == \
+        {k: v.shape for k, v in nn.GroupNorm(8, 8).state_dict().items()}
+    tok = _build(out_norm='layer')
+    assert isinstance(tok.enc_norm, ChannelLayerNorm2d) and isinstance(tok.dec_norm,
+                                                                       ChannelLayerNorm2d)
+    assert isinstance(tok.encoder[0].norm1, nn.GroupNorm)  # blocks keep `norm`
+    with pytest.raises(ValueError, match='out_norm'):
+        _build(out_norm='batch')
+
+
+def test_cosine_codebook_quantises_by_angle():
+    """normalize_codes: unit-length codes, nearest code by cosine similarity."""
+    torch.manual_seed(0)
+    tok = _build(normalize_codes=True, init_codebook_from_data=False)
+    q = tok.quantizer
+    with torch.no_grad():
+        q.embedding.weight.copy_(torch.randn_like(q.embedding.weight) * 5)
+    codes = tok.codebook
+    assert torch.allclose(codes.norm(dim=1), torch.ones(len(codes)), atol=1e-5)
+    z_e = torch.randn(2, tok.code_dim, 3, 3) * 7
+    z_q, idx, _ = tok.quantize(z_e)
+    flat = F.normalize(z_e.permute(0, 2, 3, 1).reshape(-1, tok.code_dim), dim=1)
+    assert torch.equal(idx.flatten(), (flat @ codes.t()).argmax(1))
+    assert torch.allclose(z_q, tok.embed_indices(idx), atol=1e-6)
+    assert torch.allclose(tok.embed_indices(idx).norm(dim=1), torch.ones(2, 3, 3), atol=1e-5)

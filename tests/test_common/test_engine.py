@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer, MessageHub
 
 from projects.common.engine import CPUBf16OptimWrapper, DeviceAgnosticDDP
-from projects.common.engine.launch import ConfigFlagError, apply_amp, set_by_path
+from projects.common.engine.launch import (ConfigFlagError, apply_amp, finalize_distributed,
+                                           set_by_path)
 from projects.common.hooks import CheckpointCompatHook
 from projects.common.utils import register_checkpoint_safe_globals
 
@@ -62,6 +63,17 @@ def test_device_agnostic_ddp_on_cpu(tmp_path):
         assert model.weight.grad is not None
     finally:
         dist.destroy_process_group()
+
+
+def test_finalize_distributed_destroys_the_group(tmp_path):
+    finalize_distributed()  # no process group: nothing to do, no error
+    dist.init_process_group('gloo', rank=0, world_size=1, init_method=f'file://{tmp_path}/pg2')
+    try:
+        finalize_distributed()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def test_apply_amp_picks_cpu_bf16_wrapper():
