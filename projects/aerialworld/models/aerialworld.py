@@ -16,7 +16,14 @@ for Autonomous Driving", arXiv:2311.16038, 2023) in two stages, selected by ``tr
 
 Evaluation (``mode='predict'``) rolls the world model out autoregressively from the
 ``num_history`` history frames for ``num_future`` steps and returns the fields of
-``docs/aerialworld_data_and_model_contract.md``.
+``docs/aerialworld_data_and_model_contract.md``; :meth:`AerialWorld.predict_with_plan` rolls
+out along a given (planned) future pose sequence instead of the predicted ego motion.
+
+Pose branch (``pose_mode``): ``'planar4'`` predicts the 4-D per-step motion
+``[dx, dy, dz, dyaw]``; ``'6dof'`` the 13-D 6-DoF motion of
+:mod:`projects.common.structures.pose6dof` (translation and orientation in the previous
+frame's gravity-aligned frame, velocities), composed into absolute 13-D poses with
+:func:`~projects.common.structures.pose6dof.compose_ego_motion_6dof`.
 """
 import copy
 import pickle
@@ -30,9 +37,14 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
 from projects.common.structures.pose import ego_motion_from_poses
+from projects.common.structures.pose6dof import (MOTION_6DOF_DIM, compose_ego_motion_6dof,
+                                                 ego_motion_6dof_from_poses,
+                                                 frame_motion_6dof, identity_motion_6dof)
+from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import MODELS
 
 STAGES = ('tokenizer', 'world', 'joint')
+POSE_MODES = {'planar4': 4, '6dof': MOTION_6DOF_DIM}
 
 
 def _torch_load_checkpoint(path: str) -> dict:
@@ -99,7 +111,17 @@ class AerialWorld(BaseModel):
             ``(logits, labels)``; use ``dict(type='TokenCrossEntropyLoss')``, which accepts
             any ``(N, C, *)`` logits. Defaults to None.
         loss_pose (dict, optional): Ego-motion loss, e.g. ``dict(type='mmdet.SmoothL1Loss')``
-            or ``dict(type='mmdet.MSELoss')``; None disables the pose loss.
+            or ``dict(type='mmdet.MSELoss')``; None disables the pose loss. Applied to the
+            whole 4-D motion (``'planar4'``) or to the translation ``[dx, dy, dz]`` (metres)
+            of the 6-DoF motion (e.g. ``dict(type='TranslationLoss')``).
+        pose_mode (str): ``'planar4'`` (default; 4-D motion ``[dx, dy, dz, dyaw]``, the
+            transformer needs ``pose_dims=4``) or ``'6dof'`` (13-D 6-DoF motion, see the
+            module docstring; ``transformer.pose_dims`` is set to 13 when missing and must
+            be 13 when given).
+        loss_rot (dict, optional): Rotation loss on the motion quaternions (``'6dof'``
+            only), e.g. ``dict(type='GeodesicRotationLoss')`` (radians). Defaults to None.
+        loss_vel (dict, optional): Velocity loss on ``[v (m/s), w (rad/s)]`` (``'6dof'``
+            only), e.g. ``dict(type='VelocityLoss')``. Defaults to None.
         world_occ_loss_frames (str): Frames whose decoded prediction gets the occupancy
             losses in the world stage: ``'future'`` (targets ``num_history .. T-1``),
             ``'all'`` (targets ``1 .. T-1``) or ``'none'``. Defaults to ``'future'``.
@@ -134,6 +156,9 @@ class AerialWorld(BaseModel):
                      type='MeanMatchingLoss', loss_weight=10.0),
                  loss_recon_ce: Optional[dict] = None,
                  loss_pose: Optional[dict] = dict(type='mmdet.SmoothL1Loss', loss_weight=1.0),
+                 pose_mode: str = 'planar4',
+                 loss_rot: Optional[dict] = None,
+                 loss_vel: Optional[dict] = None,
                  world_occ_loss_frames: str = 'future',
                  tokenizer_frames: Optional[int] = None,
                  tokenizer_ckpt: Optional[str] = None,
@@ -151,6 +176,11 @@ class AerialWorld(BaseModel):
         if world_occ_loss_frames not in ('future', 'all', 'none'):
             raise ValueError(f"world_occ_loss_frames must be 'future', 'all' or 'none', got "
                              f'{world_occ_loss_frames!r}')
+        if pose_mode not in POSE_MODES:
+            raise ValueError(f'pose_mode must be one of {tuple(POSE_MODES)}, got {pose_mode!r}')
+        if pose_mode != '6dof' and (loss_rot is not None or loss_vel is not None):
+            raise ValueError("loss_rot / loss_vel are only used with pose_mode='6dof' (got "
+                             f'pose_mode={pose_mode!r})')
         if tokenizer_frames is not None and tokenizer_frames < 1:
             raise ValueError(f'tokenizer_frames must be >= 1 or None, got {tokenizer_frames}')
 
@@ -183,14 +213,20 @@ class AerialWorld(BaseModel):
                     raise ValueError(f'transformer.{key}={given} does not match the '
                                      f'tokenizer ({value}); leave it unset to derive it')
             tr_cfg[key] = value
+        pose_dims = POSE_MODES[pose_mode]
+        if tr_cfg.get('pose_dims') is None:
+            tr_cfg['pose_dims'] = pose_dims
+        if int(tr_cfg['pose_dims']) != pose_dims:
+            raise ValueError(f'transformer.pose_dims={tr_cfg["pose_dims"]} does not match '
+                             f'pose_mode={pose_mode!r} (needs {pose_dims}); leave it unset to '
+                             f'derive it')
         self.transformer = MODELS.build(tr_cfg)
         if self.transformer.max_frames < num_history + num_future:
             raise ValueError(f'transformer.max_frames={self.transformer.max_frames} must be '
                              f'>= num_history + num_future = {num_history + num_future}')
-        if self.transformer.pose_dims != 4:
-            raise ValueError(f'transformer.pose_dims={self.transformer.pose_dims}: only the '
-                             f'4-D ego motion [dx, dy, dz, dyaw] is supported')
 
+        self.pose_mode = pose_mode
+        self.pose_dims = pose_dims
         self.num_classes = int(num_classes)
         self.free_label = free
         self.num_history = int(num_history)
@@ -212,6 +248,8 @@ class AerialWorld(BaseModel):
         self.loss_mean_matching = _build(loss_mean_matching, True)
         self.loss_recon_ce = _build(loss_recon_ce)
         self.loss_pose = _build(loss_pose)
+        self.loss_rot = _build(loss_rot)
+        self.loss_vel = _build(loss_vel)
 
         self.tokenizer_ckpt = tokenizer_ckpt
         if tokenizer_ckpt:
@@ -307,11 +345,47 @@ class AerialWorld(BaseModel):
                              f'{tuple(poses.shape)}')
         return occ, poses.float()
 
-    @staticmethod
-    def _frame_motion(poses: torch.Tensor) -> torch.Tensor:
-        """Per-frame ego motion ``(B, T, 4)`` (zeros for frame 0) from poses ``(B, T, 13)``."""
+    def _step_motion(self, poses: torch.Tensor) -> torch.Tensor:
+        """Per-step ego motion ``(B, T - 1, D)`` of poses ``(B, T, 13)`` (``D`` = pose_dims)."""
+        if self.pose_mode == '6dof':
+            return ego_motion_6dof_from_poses(poses)
+        return ego_motion_from_poses(poses)
+
+    def _no_motion(self, b: int, like: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, D)`` "no motion": zeros (4-D) or the identity 6-DoF motion."""
+        if self.pose_mode == '6dof':
+            return identity_motion_6dof(b, 1, like=like)
+        return like.new_zeros(b, 1, 4)
+
+    def _frame_motion(self, poses: torch.Tensor) -> torch.Tensor:
+        """Per-frame ego motion ``(B, T, D)`` of poses ``(B, T, 13)``.
+
+        Frame 0 gets zeros in ``'planar4'`` mode and its motion relative to its own
+        gravity-aligned frame (its roll / pitch and velocities) in ``'6dof'`` mode.
+        """
+        if self.pose_mode == '6dof':
+            return frame_motion_6dof(poses)
         motion = ego_motion_from_poses(poses)
         return torch.cat([motion.new_zeros(motion.shape[0], 1, 4), motion], dim=1)
+
+    def _pose_losses(self, pred: torch.Tensor, gt: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Pose losses and logging scalars of predicted vs true motion ``(B, N, D)``."""
+        losses = {}
+        if self.pose_mode == '6dof':
+            if self.loss_pose is not None:
+                losses['loss_pose'] = self.loss_pose(pred[..., :3], gt[..., :3])
+            if self.loss_rot is not None:
+                losses['loss_rot'] = self.loss_rot(pred[..., 3:7], gt[..., 3:7])
+            if self.loss_vel is not None:
+                losses['loss_vel'] = self.loss_vel(pred[..., 7:13], gt[..., 7:13])
+            with torch.no_grad():
+                losses['rot_err_deg'] = torch.rad2deg(
+                    quat_geodesic_distance(pred[..., 3:7], gt[..., 3:7])).mean()
+        elif self.loss_pose is not None:
+            losses['loss_pose'] = self.loss_pose(pred, gt)
+        with torch.no_grad():
+            losses['pose_l2'] = (pred[..., :3] - gt[..., :3]).norm(dim=-1).mean()
+        return losses
 
     def _occupancy_losses(self, logits: torch.Tensor, target: torch.Tensor,
                           prefix: str) -> Dict[str, torch.Tensor]:
@@ -363,9 +437,9 @@ class AerialWorld(BaseModel):
             raise ValueError(f'AerialWorld: the world stage needs T >= 2 frames, got T={t}')
         tokens = self._tokenize_sequence(occ)
         codebook = self.tokenizer.codebook.detach()
-        motion_gt = ego_motion_from_poses(poses)  # (B, T-1, 4)
-        frame_motion = torch.cat([motion_gt.new_zeros(b, 1, 4), motion_gt], dim=1)
-        next_motion = torch.cat([motion_gt, motion_gt.new_zeros(b, 1, 4)], dim=1)
+        motion_gt = self._step_motion(poses)  # (B, T-1, D)
+        frame_motion = self._frame_motion(poses)
+        next_motion = torch.cat([motion_gt, self._no_motion(b, motion_gt)], dim=1)
         logits, motion_pred = self.transformer(tokens, frame_motion, codebook,
                                                next_motion=next_motion)
         k, h, w = logits.shape[2:]
@@ -376,11 +450,7 @@ class AerialWorld(BaseModel):
         with torch.no_grad():
             losses['acc_token'] = (pred_logits.argmax(2) == target).float().mean()
             losses['acc_token_copy_last'] = (tokens[:, :-1] == target).float().mean()
-        if self.loss_pose is not None:
-            losses['loss_pose'] = self.loss_pose(motion_pred[:, :-1], motion_gt)
-        with torch.no_grad():
-            losses['pose_l2'] = (motion_pred[:, :-1, :3] - motion_gt[:, :, :3]).norm(
-                dim=-1).mean()
+        losses.update(self._pose_losses(motion_pred[:, :-1], motion_gt))
         if self.world_occ_loss_frames != 'none':
             start = max(self.num_history - 1, 0) if self.world_occ_loss_frames == 'future' \
                 else 0
@@ -408,7 +478,8 @@ class AerialWorld(BaseModel):
         Returns:
             dict | list | tuple: ``'loss'``: dict of losses (keys with ``loss``) and logging
             scalars; ``'predict'``: list of ``BaseDataElement`` (see :meth:`predict`);
-            ``'tensor'``: ``(token_logits (B, T, K, h, w), ego_motion (B, T, 4))`` for the
+            ``'tensor'``: ``(token_logits (B, T, K, h, w), ego_motion (B, T, D))`` (``D`` = 4
+            or 13 by ``pose_mode``) for the
             world / joint stages, ``dict(logits=(B, T, C, X, Y, Z), indices=(B, T, h, w))``
             for the tokenizer stage.
 
@@ -445,8 +516,9 @@ class AerialWorld(BaseModel):
             ``loss_recon_dice``, ``loss_recon_mm``, ``loss_vq`` (+ ``loss_recon_ce``) and
             ``recon_iou``, ``recon_acc``, ``code_usage``. World stage: ``loss_token``,
             ``loss_pose``, ``loss_pred_focal``, ``loss_pred_dice``, ``loss_pred_mm`` and
-            ``acc_token``, ``acc_token_copy_last``, ``pose_l2``, ``pred_iou``, ``pred_acc``.
-            Joint: both.
+            ``acc_token``, ``acc_token_copy_last``, ``pose_l2``, ``pred_iou``, ``pred_acc``
+            (``'6dof'``: also ``loss_rot``, ``loss_vel`` when configured and
+            ``rot_err_deg``). Joint: both.
         """
         occ, poses = self._unpack(inputs)
         losses = {}
@@ -458,27 +530,54 @@ class AerialWorld(BaseModel):
 
     @torch.no_grad()
     def rollout(self, occ_history: torch.Tensor, motion_history: torch.Tensor,
-                num_future: int):
+                num_future: int, planned_motion: Optional[torch.Tensor] = None):
         """Autoregressive rollout of the world model.
+
+        Without a plan the model's own predicted ego motion of every step is fed back (and
+        drives the motion-compensated copy prior). With ``planned_motion`` (action-conditioned
+        rollout) step ``f`` uses ``planned_motion[:, f]`` instead: as the motion input of the
+        new frame and as the ``next_motion`` of the copy-prior warp that predicts it.
 
         Args:
             occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer history occupancy.
-            motion_history (torch.Tensor): ``(B, H, 4)`` per-frame ego motion of the history
-                (zeros for the first frame).
+            motion_history (torch.Tensor): ``(B, H, D)`` per-frame ego motion of the history
+                (see :meth:`_frame_motion`; ``D`` = 4 or 13 by ``pose_mode``).
             num_future (int): Steps ``F`` to predict.
+            planned_motion (torch.Tensor, optional): ``(B, F, D)`` ego motion of the future
+                frames (frame ``H + f`` relative to ``H + f - 1``). Defaults to None.
 
         Returns:
-            tuple: predicted tokens ``(B, F, h, w)`` long and ego motion ``(B, F, 4)`` float.
+            tuple: predicted tokens ``(B, F, h, w)`` long and ego motion ``(B, F, D)`` float
+            (the plan itself when one is given).
+
+        Raises:
+            ValueError: If ``motion_history`` or ``planned_motion`` has the wrong shape.
         """
+        b, hist = occ_history.shape[:2]
+        if motion_history.shape != (b, hist, self.pose_dims):
+            raise ValueError(f'AerialWorld.rollout: motion_history must be ({b}, {hist}, '
+                             f'{self.pose_dims}) for pose_mode={self.pose_mode!r}, got '
+                             f'{tuple(motion_history.shape)}')
+        if planned_motion is not None and planned_motion.shape != (b, num_future,
+                                                                    self.pose_dims):
+            raise ValueError(f'AerialWorld.rollout: planned_motion must be ({b}, {num_future}, '
+                             f'{self.pose_dims}) for pose_mode={self.pose_mode!r}, got '
+                             f'{tuple(planned_motion.shape)}')
         tokens = self._tokenize_sequence(occ_history)
         motion = motion_history.float()
         codebook = self.tokenizer.codebook
         max_t = self.transformer.max_frames
         pred_tokens, pred_motion = [], []
-        for _ in range(num_future):
-            logits, mot = self.transformer(tokens[:, -max_t:], motion[:, -max_t:], codebook)
+        for f in range(num_future):
+            next_motion = None
+            if planned_motion is not None:
+                # the motion that follows each frame of the window; the last is the plan's
+                next_motion = torch.cat([motion[:, 1:], planned_motion[:, f:f + 1].float()],
+                                        dim=1)[:, -max_t:]
+            logits, mot = self.transformer(tokens[:, -max_t:], motion[:, -max_t:], codebook,
+                                           next_motion=next_motion)
             nxt = logits[:, -1].argmax(1)
-            nxt_motion = mot[:, -1]
+            nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
             pred_tokens.append(nxt)
             pred_motion.append(nxt_motion)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
@@ -491,6 +590,28 @@ class AerialWorld(BaseModel):
         frames = [self.tokenizer.decode_indices(tokens[:, f]).argmax(1).to(torch.uint8)
                   for f in range(tokens.shape[1])]
         return torch.stack(frames, dim=1)
+
+    def _pack_results(self, data_samples, fields: Dict[str, torch.Tensor], source: str,
+                      extra_meta: Optional[dict] = None) -> List[BaseDataElement]:
+        """One ``BaseDataElement`` per sample with CPU copies of ``fields`` (batch first)."""
+        b = next(iter(fields.values())).shape[0]
+        results = []
+        for i in range(b):
+            if data_samples is not None and i < len(data_samples):
+                meta = dict(data_samples[i].metainfo)
+            else:
+                meta = dict(num_history=self.num_history, num_future=self.num_future,
+                            free_label=self.free_label, num_classes=self.num_classes)
+            meta['pred_source'] = source
+            meta['pose_mode'] = self.pose_mode
+            meta.update(extra_meta or {})
+            sample = BaseDataElement(metainfo=meta)
+            for key, value in fields.items():
+                value = value[i]
+                value = value.to(torch.uint8) if key.endswith('_occ') else value.float()
+                setattr(sample, key, value.contiguous().cpu())
+            results.append(sample)
+        return results
 
     @torch.no_grad()
     def predict(self, inputs: dict,
@@ -510,7 +631,8 @@ class AerialWorld(BaseModel):
         Returns:
             list[BaseDataElement]: One per sample with CPU tensors ``pred_occ``, ``gt_occ``,
             ``baseline_occ`` uint8 ``(F, X, Y, Z)`` and ``pred_ego_motion``,
-            ``gt_ego_motion``, ``baseline_ego_motion`` float32 ``(F, 4)``.
+            ``gt_ego_motion``, ``baseline_ego_motion`` float32 ``(F, D)`` (``D`` = 4 for
+            ``'planar4'``, 13 for ``'6dof'``; the baseline repeats the last history step).
 
         Raises:
             ValueError: If the window is shorter than ``num_history + num_future``.
@@ -521,12 +643,12 @@ class AerialWorld(BaseModel):
         if t < hist + fut:
             raise ValueError(f'AerialWorld.predict: T={t} < num_history + num_future = '
                              f'{hist + fut}')
-        motion = ego_motion_from_poses(poses)  # (B, T-1, 4)
-        frame_motion = torch.cat([motion.new_zeros(b, 1, 4), motion], dim=1)
+        motion = self._step_motion(poses)  # (B, T-1, D)
+        frame_motion = self._frame_motion(poses)
         gt_occ = occ[:, hist:hist + fut]
         gt_motion = motion[:, hist - 1:hist - 1 + fut]
-        last_motion = motion[:, hist - 2] if hist >= 2 else motion.new_zeros(b, 4)
-        baseline_motion = last_motion[:, None].expand(b, fut, 4)
+        last_motion = motion[:, hist - 2:hist - 1] if hist >= 2 else self._no_motion(b, motion)
+        baseline_motion = last_motion.expand(b, fut, self.pose_dims)
         baseline_occ = occ[:, hist - 1:hist].expand(b, fut, *occ.shape[2:])
         if self.train_stage == 'tokenizer':
             source = 'reconstruction'
@@ -536,21 +658,93 @@ class AerialWorld(BaseModel):
             source = 'rollout'
             tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
         pred_occ = self._decode_tokens(tokens)
+        return self._pack_results(
+            data_samples,
+            dict(pred_occ=pred_occ, gt_occ=gt_occ, baseline_occ=baseline_occ,
+                 pred_ego_motion=pred_motion, gt_ego_motion=gt_motion,
+                 baseline_ego_motion=baseline_motion), source)
 
-        results = []
-        for i in range(b):
-            if data_samples is not None and i < len(data_samples):
-                meta = dict(data_samples[i].metainfo)
-            else:
-                meta = dict(num_history=hist, num_future=fut, free_label=self.free_label,
-                            num_classes=self.num_classes)
-            meta['pred_source'] = source
-            sample = BaseDataElement(metainfo=meta)
-            sample.pred_occ = pred_occ[i].cpu()
-            sample.gt_occ = gt_occ[i].to(torch.uint8).cpu()
-            sample.baseline_occ = baseline_occ[i].to(torch.uint8).contiguous().cpu()
-            sample.pred_ego_motion = pred_motion[i].float().cpu()
-            sample.gt_ego_motion = gt_motion[i].float().cpu()
-            sample.baseline_ego_motion = baseline_motion[i].float().contiguous().cpu()
-            results.append(sample)
-        return results
+    @torch.no_grad()
+    def predict_with_plan(self, inputs: dict, planned_poses: torch.Tensor,
+                          data_samples: Optional[List[BaseDataElement]] = None
+                          ) -> List[BaseDataElement]:
+        """Action-conditioned rollout: predict the future occupancy along a planned path.
+
+        The ego motion of the future steps is derived from ``planned_poses`` (with the last
+        history pose as the reference, in this model's ``pose_mode``) and fed to
+        :meth:`rollout` instead of the model's own motion prediction, so the world model
+        answers "what will the scene look like if the ego flies this path". Works in both
+        pose modes (``'planar4'`` only uses the planned x, y, z and yaw).
+
+        Args:
+            inputs (dict): ``occupancy`` uint8 ``(B, T, X, Y, Z)`` and ``poses`` float
+                ``(B, T, 13)`` with ``T >= num_history``; the first ``num_history`` frames are
+                the history. When ``T >= num_history + F`` the true future is returned as
+                ``gt_occ`` / ``gt_ego_motion`` too.
+            planned_poses (torch.Tensor): ``(B, F, 13)`` (or ``(F, 13)``, broadcast over the
+                batch) absolute 13-D poses of the future frames, in the same world frame as
+                ``inputs['poses']`` (metres, unit quaternions, m/s, rad/s). ``F >= 1`` may
+                differ from ``num_future`` (the rollout keeps the last
+                ``transformer.max_frames`` frames in its window).
+            data_samples (list[BaseDataElement], optional): Their metainfo is copied.
+
+        Returns:
+            list[BaseDataElement]: One per sample with ``pred_occ`` uint8 ``(F, X, Y, Z)``,
+            ``pred_ego_motion`` float32 ``(F, D)`` (the planned motion), ``planned_poses``
+            float32 ``(F, 13)`` and, when available, ``gt_occ`` / ``gt_ego_motion``;
+            ``metainfo['pred_source'] = 'plan'``.
+
+        Raises:
+            ValueError: If the stage is ``'tokenizer'`` (no trained world model), the window
+                is shorter than ``num_history``, or ``planned_poses`` is malformed (not
+                ``(B, F, 13)``, non-finite, or with a zero quaternion).
+        """
+        if self.train_stage == 'tokenizer':
+            raise ValueError("AerialWorld.predict_with_plan needs the world model: "
+                             "train_stage is 'tokenizer'")
+        occ, poses = self._unpack(inputs)
+        b, t = occ.shape[:2]
+        hist = self.num_history
+        if t < hist:
+            raise ValueError(f'AerialWorld.predict_with_plan: T={t} < num_history={hist}')
+        plan = torch.as_tensor(planned_poses, dtype=poses.dtype, device=poses.device)
+        if plan.dim() == 2:
+            plan = plan[None].expand(b, *plan.shape)
+        if plan.dim() != 3 or plan.shape[0] != b or plan.shape[1] < 1 or plan.shape[2] != 13:
+            raise ValueError(f'AerialWorld.predict_with_plan: planned_poses must be ({b}, F, 13) '
+                             f'with F >= 1, got {tuple(plan.shape)}')
+        if not torch.isfinite(plan).all():
+            raise ValueError('AerialWorld.predict_with_plan: planned_poses has non-finite values')
+        if (plan[..., 3:7].norm(dim=-1) < 1e-6).any():
+            raise ValueError('AerialWorld.predict_with_plan: planned_poses has a zero '
+                             'quaternion (columns 3:7 must be [qw, qx, qy, qz])')
+        fut = plan.shape[1]
+        frame_motion = self._frame_motion(poses[:, :hist])
+        planned_motion = self._step_motion(torch.cat([poses[:, hist - 1:hist], plan], dim=1))
+        tokens, _ = self.rollout(occ[:, :hist], frame_motion, fut,
+                                 planned_motion=planned_motion)
+        fields = dict(pred_occ=self._decode_tokens(tokens), pred_ego_motion=planned_motion,
+                      planned_poses=plan)
+        if t >= hist + fut:
+            fields['gt_occ'] = occ[:, hist:hist + fut]
+            fields['gt_ego_motion'] = self._step_motion(poses)[:, hist - 1:hist - 1 + fut]
+        return self._pack_results(data_samples, fields, 'plan')
+
+    @torch.no_grad()
+    def predicted_poses(self, motion: torch.Tensor, start_pose: torch.Tensor) -> torch.Tensor:
+        """Absolute 13-D poses of a rollout's 6-DoF motion (``pose_mode='6dof'``).
+
+        Args:
+            motion (torch.Tensor): ``(B, F, 13)`` per-step 6-DoF motion (e.g.
+                ``pred_ego_motion`` stacked over samples).
+            start_pose (torch.Tensor): ``(B, 13)`` pose of the last history frame.
+
+        Returns:
+            torch.Tensor: ``(B, F, 13)`` poses in the world frame of ``start_pose``.
+
+        Raises:
+            ValueError: In ``'planar4'`` mode or on bad shapes.
+        """
+        if self.pose_mode != '6dof':
+            raise ValueError("AerialWorld.predicted_poses needs pose_mode='6dof'")
+        return compose_ego_motion_6dof(motion.float(), start_pose.float())

@@ -22,7 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from projects.common.structures.pose6dof import MOTION_6DOF_DIM, planar_from_motion_6dof
+from projects.common.structures.rotation import (matrix_to_quat, quat_canonical,
+                                                 quat_normalize, rotation_6d_to_matrix)
 from projects.registry import MODELS
+
+POSE_DIMS = (4, MOTION_6DOF_DIM)
+ROTATION_REPRS = ('6d', 'quat')
 
 
 class _Attention(nn.Module):
@@ -165,7 +171,16 @@ class OccWorldTransformer(BaseModule):
         mlp_ratio (float): MLP expansion. Defaults to 4.0.
         max_frames (int): Maximum sequence length ``T`` (size of the temporal embedding).
             Defaults to 16.
-        pose_dims (int): Ego-motion dimension (4 = ``[dx, dy, dz, dyaw]``). Defaults to 4.
+        pose_dims (int): Ego-motion dimension: 4 = planar ``[dx, dy, dz, dyaw]`` (metres,
+            radians), or 13 = 6-DoF ``[dx, dy, dz, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]``
+            (see :mod:`projects.common.structures.pose6dof`: translation and orientation in
+            the previous frame's gravity-aligned frame, velocities in m/s and rad/s).
+            Defaults to 4.
+        rotation_repr (str): How the 6-DoF head parametrises the rotation (``pose_dims=13``
+            only): ``'6d'`` (default; continuous 6-D representation of Zhou et al., CVPR
+            2019, offset so a zero output is the identity, Gram-Schmidt, converted to a unit
+            quaternion) or ``'quat'`` (4 raw values + identity offset, normalised). The
+            returned motion always holds a unit quaternion with ``qw >= 0``.
         pose_hidden (int): Hidden width of the pose encoder / decoder MLPs. Defaults to 128.
         token_embed (str): ``'table'`` (learned ``K x d`` table) or ``'codebook'`` (code
             vectors passed to :meth:`forward`, projected by a linear layer). Defaults to
@@ -186,12 +201,16 @@ class OccWorldTransformer(BaseModule):
             position in frame ``t`` that the token centre of frame ``t + 1`` maps to under
             the ego motion ``t -> t + 1`` (``[dx, dy, dz, dyaw]``; x/y and yaw only, since z
             is gravity aligned), i.e. a static world seen from the moved ego. Tokens that
-            map outside the map get no bonus. The motion is ``next_motion`` when given
+            map outside the map get no bonus. With ``pose_dims=13`` the planar part
+            ``dx, dy`` and the yaw of the motion quaternion are used
+            (:func:`~projects.common.structures.pose6dof.planar_from_motion_6dof`). The
+            motion is ``next_motion`` when given
             (teacher forcing) else the model's own predicted motion (detached).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
-        ValueError: On an invalid ``token_embed``, ``token_grid`` or missing ``code_dim``.
+        ValueError: On an invalid ``token_embed``, ``token_grid``, ``pose_dims``,
+            ``rotation_repr`` or missing ``code_dim``.
     """
 
     def __init__(self,
@@ -204,6 +223,7 @@ class OccWorldTransformer(BaseModule):
                  mlp_ratio: float = 4.0,
                  max_frames: int = 16,
                  pose_dims: int = 4,
+                 rotation_repr: str = '6d',
                  pose_hidden: int = 128,
                  token_embed: str = 'codebook',
                  spatial_scales: Sequence[int] = (1, 2),
@@ -224,7 +244,17 @@ class OccWorldTransformer(BaseModule):
         self.token_grid = token_grid
         self.d_model = int(d_model)
         self.max_frames = int(max_frames)
+        if int(pose_dims) not in POSE_DIMS:
+            raise ValueError(f'pose_dims must be 4 ([dx, dy, dz, dyaw]) or 13 (6-DoF motion), '
+                             f'got {pose_dims}')
+        if rotation_repr not in ROTATION_REPRS:
+            raise ValueError(f'rotation_repr must be one of {ROTATION_REPRS}, got '
+                             f'{rotation_repr!r}')
         self.pose_dims = int(pose_dims)
+        self.rotation_repr = rotation_repr
+        # raw head outputs: translation 3 + rotation (6 or 4) + velocities 6 for 6-DoF
+        pose_out = self.pose_dims if self.pose_dims == 4 else \
+            3 + (6 if rotation_repr == '6d' else 4) + 6
         self.token_embed = token_embed
         if token_embed == 'table':
             self.embed = nn.Embedding(self.num_codes, self.d_model)
@@ -246,7 +276,7 @@ class OccWorldTransformer(BaseModule):
         self.head = nn.Linear(self.d_model, self.num_codes)
         self.pose_decoder = nn.Sequential(
             nn.Linear(self.d_model, pose_hidden), nn.GELU(),
-            nn.Linear(pose_hidden, self.pose_dims))
+            nn.Linear(pose_hidden, pose_out))
         # Copy prior: a learnable logit bonus for "same code as now" at every position.
         self.copy_logit = (nn.Parameter(torch.tensor(float(copy_prior)))
                            if copy_prior is not None else None)
@@ -261,12 +291,35 @@ class OccWorldTransformer(BaseModule):
         else:
             self.copy_warp_range = None
 
+    def decode_motion(self, raw: torch.Tensor) -> torch.Tensor:
+        """Turn raw pose-head outputs into ego motion.
+
+        Args:
+            raw (torch.Tensor): ``(..., P)`` pose-decoder output (``P`` = 4, or 15 / 13 for
+                the 6-DoF head with ``rotation_repr`` ``'6d'`` / ``'quat'``).
+
+        Returns:
+            torch.Tensor: ``(..., pose_dims)``; for 6-DoF the rotation is a unit quaternion
+            with ``qw >= 0`` (a zero raw rotation decodes to the identity).
+        """
+        if self.pose_dims == 4:
+            return raw
+        trans, vel = raw[..., :3], raw[..., -6:]
+        rot = raw[..., 3:-6]
+        if self.rotation_repr == '6d':
+            eye = rot.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+            quat = matrix_to_quat(rotation_6d_to_matrix(rot + eye))
+        else:
+            quat = quat_canonical(quat_normalize(rot + rot.new_tensor([1.0, 0.0, 0.0, 0.0])))
+        return torch.cat([trans, quat, vel], dim=-1)
+
     def _warp_source(self, next_motion: torch.Tensor):
         """Token index in frame ``t`` seen by each token of frame ``t + 1``.
 
         Args:
-            next_motion (torch.Tensor): ``(B, T, >= 4)`` motion of ``t + 1`` relative to ``t``
-                (``dx, dy`` metres, ``dyaw`` radians at index 3).
+            next_motion (torch.Tensor): ``(B, T, pose_dims)`` motion of ``t + 1`` relative to
+                ``t``: ``dx, dy`` metres and ``dyaw`` radians at index 3 (4-D), or 6-DoF
+                motion whose planar part is used (13-D).
 
         Returns:
             tuple: flat source index ``(B, T, h * w)`` long and validity ``(B, T, h * w)``
@@ -280,6 +333,8 @@ class OccWorldTransformer(BaseModule):
         ys = y0 + (torch.arange(w, device=dev, dtype=dt) + 0.5) * sy
         gx, gy = torch.meshgrid(xs, ys, indexing='ij')
         gx, gy = gx.reshape(1, 1, -1), gy.reshape(1, 1, -1)
+        if next_motion.shape[-1] == MOTION_6DOF_DIM:
+            next_motion = planar_from_motion_6dof(next_motion)
         dx, dy, dyaw = (next_motion[..., k:k + 1] for k in (0, 1, 3))
         cos, sin = torch.cos(dyaw), torch.sin(dyaw)
         px = cos * gx - sin * gy + dx  # token centre of frame t+1 expressed in frame t
@@ -310,7 +365,7 @@ class OccWorldTransformer(BaseModule):
         Returns:
             tuple: ``logits`` ``(B, T, K, h, w)`` float (output ``t`` predicts frame
             ``t + 1``) and ``motion`` ``(B, T, pose_dims)`` float (motion of ``t + 1``
-            relative to ``t``).
+            relative to ``t``; see :meth:`decode_motion`).
 
         Raises:
             ValueError: On bad shapes, ``T > max_frames`` or a missing codebook.
@@ -339,7 +394,7 @@ class OccWorldTransformer(BaseModule):
             x = block(x)
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
-        motion = self.pose_decoder(x.mean(dim=(2, 3)))
+        motion = self.decode_motion(self.pose_decoder(x.mean(dim=(2, 3))))
         if self.copy_logit is not None:
             h, w = self.token_grid
             if self.copy_warp_range is None:
@@ -347,6 +402,9 @@ class OccWorldTransformer(BaseModule):
                 bonus = self.copy_logit.to(logits.dtype).expand(b, t, h, w)
             else:
                 nm = motion.detach() if next_motion is None else next_motion
+                if nm.shape != (b, t, self.pose_dims):
+                    raise ValueError(f'OccWorldTransformer: next_motion must be ({b}, {t}, '
+                                     f'{self.pose_dims}), got {tuple(nm.shape)}')
                 index, valid = self._warp_source(nm.to(logits.dtype))
                 source = tokens.long().flatten(2).gather(2, index).reshape(b, t, h, w)
                 bonus = self.copy_logit.to(logits.dtype) * valid.to(logits.dtype)

@@ -2,13 +2,15 @@
 
 Occupancy: :class:`OccupancyFocalLoss`, :class:`OccupancyDiceLoss`, :class:`MeanMatchingLoss`.
 Tokens: :class:`TokenCrossEntropyLoss`, :class:`VQCodebookLoss`.
+6-DoF pose: :class:`GeodesicRotationLoss`, :class:`TranslationLoss`, :class:`VelocityLoss`.
 Regression losses (pose L1 / SmoothL1 / L2) are taken from MMDetection in configs, e.g.
 ``dict(type='mmdet.SmoothL1Loss')``.
 """
 from .occupancy_losses import MeanMatchingLoss, OccupancyDiceLoss, OccupancyFocalLoss
+from .pose_losses import GeodesicRotationLoss, TranslationLoss, VelocityLoss
 from .token_losses import TokenCrossEntropyLoss, VQCodebookLoss
 
 __all__ = [
     'OccupancyFocalLoss', 'OccupancyDiceLoss', 'MeanMatchingLoss', 'TokenCrossEntropyLoss',
-    'VQCodebookLoss'
+    'VQCodebookLoss', 'GeodesicRotationLoss', 'TranslationLoss', 'VelocityLoss'
 ]
