@@ -3,11 +3,13 @@
 Modules: :mod:`.citygml` (robust CityGML reading and validation), :mod:`.geodesy` (pyproj
 local frames), :mod:`.scene` (sites, semantic meshes, global voxel grid, LiDAR ray casting),
 :mod:`.trajectories` (drone / rover trajectories and 13-D poses), :mod:`.plateau_to_occ`
-(pipeline and session / index writer).
+(pipeline and session / index writer). :mod:`.uavscenes`: UAVScenes LiDAR sequences -> sessions.
 """
 from .citygml import (CityGMLError, CityGMLReader, CityObject, ParsedCityGML, Polygon3D,
                       read_citygml)
 from .geodesy import DEFAULT_TARGET_CRS, LocalFrame, project_latlon
+from .nuscenes_occ import (NuScenesOccConfig, NuScenesOccConverter, NuScenesSequenceError,
+                           convert_nuscenes_sequence)
 from .plateau_to_occ import (CONVERTER_VERSION, INDEX_FILES, ConverterConfig,
                              PlateauOccupancyConverter, SessionPlan, config_hash,
                              convert_plateau, find_gml_files, pose_record, write_frame,
@@ -17,6 +19,9 @@ from .scene import (CATEGORY_PRIORITY, GRID_PRESETS, LIDAR_PRESETS, GlobalSemant
                     group_into_sites, triangulate_polygon3d)
 from .trajectories import (DRONE_KINDS, ROVER_KIND, SurfaceModel, Trajectory,
                            drone_trajectory, rover_trajectory)
+from .uavscenes import (UAVSCENES_GRID, UAVScenesConfig, UAVScenesConverter, UAVScenesError,
+                        convert_uavscenes, find_sequences, map_labels, read_sampleinfos,
+                        read_scan, trajectory_from_poses, voxelize_labels)
 
 __all__ = [
     'CityGMLError', 'CityGMLReader', 'CityObject', 'ParsedCityGML', 'Polygon3D',
@@ -26,5 +31,8 @@ __all__ = [
     'write_index', 'CATEGORY_PRIORITY', 'GRID_PRESETS', 'LIDAR_PRESETS', 'GlobalSemanticGrid',
     'GridSpec', 'LidarSimulator', 'LidarSpec', 'SceneMesh', 'SiteObjects', 'group_into_sites',
     'triangulate_polygon3d', 'DRONE_KINDS', 'ROVER_KIND', 'SurfaceModel', 'Trajectory',
-    'drone_trajectory', 'rover_trajectory'
+    'drone_trajectory', 'rover_trajectory', 'NuScenesOccConfig', 'NuScenesOccConverter',
+    'NuScenesSequenceError', 'convert_nuscenes_sequence', 'UAVSCENES_GRID', 'UAVScenesConfig',
+    'UAVScenesConverter', 'UAVScenesError', 'convert_uavscenes', 'find_sequences', 'map_labels',
+    'read_sampleinfos', 'read_scan', 'trajectory_from_poses', 'voxelize_labels'
 ]

@@ -29,4 +29,39 @@ PLATEAU_PALETTE = (
 assert PLATEAU_CLASSES[PLATEAU_FREE_LABEL] == 'free'
 assert len(PLATEAU_PALETTE) == len(PLATEAU_CLASSES)
 
-__all__ = ['PLATEAU_CLASSES', 'PLATEAU_FREE_LABEL', 'PLATEAU_NUM_CLASSES', 'PLATEAU_PALETTE']
+
+# ----------------------------------------------------------------------------- UAVScenes
+#: Class ids of the UAVScenes release (Wang et al., ICCV 2025; ``cmap.py`` of the release):
+#: id -> name. Ids without a name in the release (7, 8, 12, 21, 22, 23, 25) are kept as
+#: ``'unnamed_<id>'``. Per-point LiDAR labels (``interval*_LIDAR_label_id``) use these ids.
+UAVSCENES_CLASSES = {
+    0: 'background', 1: 'roof', 2: 'dirt_motor_road', 3: 'paved_motor_road', 4: 'river',
+    5: 'pool', 6: 'bridge', 7: 'unnamed_7', 8: 'unnamed_8', 9: 'container', 10: 'airstrip',
+    11: 'traffic_barrier', 12: 'unnamed_12', 13: 'green_field', 14: 'wild_field',
+    15: 'solar_board', 16: 'umbrella', 17: 'transparent_roof', 18: 'car_park',
+    19: 'paved_walk', 20: 'sedan', 21: 'unnamed_21', 22: 'unnamed_22', 23: 'unnamed_23',
+    24: 'truck', 25: 'unnamed_25',
+}
+
+#: UAVScenes class name -> AerialWorld class name (:data:`PLATEAU_CLASSES`). Rationale:
+#: roofs are the visible part of buildings; every drivable or walkable paved surface
+#: (roads, airstrip, car park, walkway) is ``road``; open ground and water surfaces are
+#: ``terrain`` (AerialWorld has no water class) except pools, which are built structures
+#: (``other``); small street objects are ``city_furniture``; vehicles, containers, unnamed
+#: ids and background are ``other``. Never ``free``: a labelled point is occupied.
+UAVSCENES_TO_AERIALWORLD = {
+    'background': 'other', 'roof': 'building', 'transparent_roof': 'building',
+    'dirt_motor_road': 'road', 'paved_motor_road': 'road', 'airstrip': 'road',
+    'car_park': 'road', 'paved_walk': 'road', 'river': 'terrain', 'green_field': 'terrain',
+    'wild_field': 'terrain', 'pool': 'other', 'bridge': 'bridge',
+    'traffic_barrier': 'city_furniture', 'umbrella': 'city_furniture',
+    'solar_board': 'city_furniture', 'container': 'other', 'sedan': 'other', 'truck': 'other',
+    'unnamed_7': 'other', 'unnamed_8': 'other', 'unnamed_12': 'other', 'unnamed_21': 'other',
+    'unnamed_22': 'other', 'unnamed_23': 'other', 'unnamed_25': 'other',
+}
+
+assert set(UAVSCENES_TO_AERIALWORLD) == set(UAVSCENES_CLASSES.values())
+assert set(UAVSCENES_TO_AERIALWORLD.values()) <= set(PLATEAU_CLASSES) - {'free'}
+
+__all__ = ['PLATEAU_CLASSES', 'PLATEAU_FREE_LABEL', 'PLATEAU_NUM_CLASSES', 'PLATEAU_PALETTE',
+           'UAVSCENES_CLASSES', 'UAVSCENES_TO_AERIALWORLD']
