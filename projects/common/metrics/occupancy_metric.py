@@ -8,7 +8,9 @@ dict per sample, see ``docs/aerialworld_data_and_model_contract.md``):
 * optionally ``pred_ego_motion``, ``gt_ego_motion``,
   ``baseline_ego_motion``: float ``(F, 4)`` per-step ego motion
   ``[dx, dy, dz, dyaw]`` (metres, radians) of frame t in frame t-1's
-  yaw-aligned ego frame.
+  yaw-aligned ego frame, or ``(F, 13)`` 6-DoF motion
+  (:mod:`projects.common.structures.pose6dof`), which adds the rotation
+  error in degrees per step.
 
 ``process`` reduces every sample to small int64 / float64 numpy arrays (a
 per-step ``C x C`` confusion matrix and per-step translation errors), so
@@ -22,6 +24,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from terminaltables import AsciiTable
 
+from projects.common.structures.pose6dof import (MOTION_6DOF_DIM,
+                                                 compose_ego_motion_6dof)
+from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import METRICS
 
 
@@ -95,13 +100,23 @@ class OccupancyMetric(BaseMetric):
       predicted and ground-truth translations at step t
       (:func:`accumulate_ego_motion`); ``pose/ADE`` = mean over steps,
       ``pose/FDE`` = value at the last step;
+    * 6-DoF motion (``(F, 13)``): ``pose/L2@t`` from the composed 6-DoF
+      poses (:func:`compose_ego_motion_6dof`) and ``pose/rot_deg@t``, the
+      geodesic angle (degrees) between the composed predicted and
+      ground-truth orientations at step t; ``pose/rot_deg_mean`` the mean
+      over steps;
     * ``IoU/<class>``: per-class IoU at the last step;
     * the same with a ``baseline/`` prefix for ``baseline_occ`` and
       ``baseline_ego_motion`` (copy-last-frame / constant velocity).
 
     IoU values are percentages (0-100, as in OccWorld / Occ3D); pose errors
     are metres. A value with an empty denominator is ``nan``. Voxels whose
-    ground truth equals ``ignore_label`` are excluded everywhere.
+    ground truth equals ``ignore_label`` are excluded everywhere, and so are
+    voxels where a sample's evaluation mask (field ``mask_key``, e.g. Occ3D's
+    ``mask_camera`` packed as ``occ_mask``) is zero. The mask is
+    ``(F, X, Y, Z)`` or ``(T, X, Y, Z)`` with ``T > F`` (a whole window; its
+    last ``F`` frames, the future, are used); samples without it are
+    evaluated on every voxel.
 
     At the end of evaluation one table (rows: metric for model and
     baseline, columns: steps 1..F and mean; plus per-class IoU rows) is
@@ -116,6 +131,9 @@ class OccupancyMetric(BaseMetric):
             to 255.
         eval_baseline (bool): Also evaluate ``baseline_occ`` /
             ``baseline_ego_motion``. Defaults to True.
+        mask_key (str, optional): Field (or metainfo key) of a sample holding
+            the evaluation mask (nonzero = evaluated). ``None`` disables masks.
+            Defaults to ``'occ_mask'``.
         prefix (str, optional): Prefix of the metric names. Defaults to
             none, i.e. keys like ``IoU@1``.
         collect_device (str): ``'cpu'`` or ``'gpu'`` for gathering results
@@ -138,6 +156,7 @@ class OccupancyMetric(BaseMetric):
                  class_names: Optional[Sequence[str]] = None,
                  ignore_label: Optional[int] = 255,
                  eval_baseline: bool = True,
+                 mask_key: Optional[str] = 'occ_mask',
                  prefix: Optional[str] = None,
                  collect_device: str = 'cpu') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -159,6 +178,7 @@ class OccupancyMetric(BaseMetric):
                             [f'class_{i}' for i in range(num_classes)])
         self.ignore_label = ignore_label
         self.eval_baseline = eval_baseline
+        self.mask_key = mask_key
 
     # ---------------------------------------------------------------- process
     def _confusion(self, pred: Any, gt: torch.Tensor, valid: Optional[
@@ -185,14 +205,44 @@ class OccupancyMetric(BaseMetric):
                 code.reshape(-1), minlength=C * C).reshape(C, C).numpy()
         return out
 
-    def _pose_errors(self, pred: Any, gt: np.ndarray) -> np.ndarray:
+    def _apply_mask(self, sample: Any, gt: torch.Tensor,
+                    valid: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Combine ``valid`` with the sample's evaluation mask, if any."""
+        if self.mask_key is None:
+            return valid
+        mask = _field(sample, self.mask_key)
+        if mask is None:
+            return valid
+        mask = torch.as_tensor(_to_numpy(mask)).detach().cpu() != 0
+        if mask.dim() == gt.dim() and mask.shape[0] > gt.shape[0]:
+            mask = mask[-gt.shape[0]:]  # a whole window: keep the future frames
+        if mask.shape != gt.shape:
+            raise ValueError(f'OccupancyMetric: {self.mask_key} shape '
+                             f'{tuple(mask.shape)} does not match gt_occ '
+                             f'{tuple(gt.shape)}')
+        return mask if valid is None else valid & mask
+
+    def _pose_errors(self, pred: Any, gt: np.ndarray):
+        """Per-step translation error (m) and, for 6-DoF, rotation error (deg).
+
+        Returns:
+            tuple: ``(F,)`` float64 translation L2 of the accumulated motion and
+            ``(F,)`` float64 rotation error in degrees (None for 4-D motion).
+        """
         pred = _to_numpy(pred).astype(np.float64)
         if pred.shape != gt.shape:
             raise ValueError(f'OccupancyMetric: ego motion shape {pred.shape} '
                              f'!= gt_ego_motion shape {gt.shape}')
+        if gt.ndim == 2 and gt.shape[-1] == MOTION_6DOF_DIM:
+            poses_p = compose_ego_motion_6dof(torch.from_numpy(pred)[None])[0]
+            poses_g = compose_ego_motion_6dof(torch.from_numpy(gt)[None])[0]
+            trans = (poses_p[:, :3] - poses_g[:, :3]).norm(dim=-1)
+            rot = torch.rad2deg(
+                quat_geodesic_distance(poses_p[:, 3:7], poses_g[:, 3:7]))
+            return trans.numpy(), rot.numpy()
         diff = accumulate_ego_motion(pred)[..., :3] - \
             accumulate_ego_motion(gt)[..., :3]
-        return np.linalg.norm(diff, axis=-1)
+        return np.linalg.norm(diff, axis=-1), None
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Reduce a batch of predictions to per-step counts.
@@ -220,6 +270,7 @@ class OccupancyMetric(BaseMetric):
                 ign = gt == self.ignore_label
                 if bool(ign.any()):
                     valid = ~ign
+            valid = self._apply_mask(sample, gt, valid)
             gt_check = gt if valid is None else gt[valid]
             if gt_check.numel() and (int(gt_check.min()) < 0 or
                                      int(gt_check.max()) >= self.num_classes):
@@ -240,12 +291,16 @@ class OccupancyMetric(BaseMetric):
                 gt_motion = _to_numpy(gt_motion).astype(np.float64)
                 pred_motion = _field(sample, 'pred_ego_motion')
                 if pred_motion is not None:
-                    result['pose_err'] = self._pose_errors(
+                    result['pose_err'], rot = self._pose_errors(
                         pred_motion, gt_motion)
+                    if rot is not None:
+                        result['rot_err'] = rot
                 base_motion = _field(sample, 'baseline_ego_motion')
                 if self.eval_baseline and base_motion is not None:
-                    result['base_pose_err'] = self._pose_errors(
+                    result['base_pose_err'], rot = self._pose_errors(
                         base_motion, gt_motion)
+                    if rot is not None:
+                        result['base_rot_err'] = rot
             self.results.append(result)
 
     # ---------------------------------------------------------------- compute
@@ -284,7 +339,8 @@ class OccupancyMetric(BaseMetric):
         Returns:
             dict[str, float]: ``IoU@1..F``, ``IoU@mean``, ``mIoU@1..F``,
             ``mIoU@mean``, ``IoU/<class>``, ``pose/L2@1..F``, ``pose/ADE``,
-            ``pose/FDE`` and the ``baseline/`` counterparts.
+            ``pose/FDE`` (6-DoF: ``pose/rot_deg@1..F``,
+            ``pose/rot_deg_mean``) and the ``baseline/`` counterparts.
         """
         if not results:
             return {}
@@ -296,11 +352,11 @@ class OccupancyMetric(BaseMetric):
         metrics: Dict[str, float] = {}
         table_rows = {}
         per_class_rows = {}
-        sources = [('', 'cm', 'pose_err', 'model')]
+        sources = [('', 'cm', 'pose_err', 'rot_err', 'model')]
         if self.eval_baseline:
             sources.append(('baseline/', 'base_cm', 'base_pose_err',
-                            'baseline'))
-        for prefix, cm_key, pose_key, label in sources:
+                            'base_rot_err', 'baseline'))
+        for prefix, cm_key, pose_key, rot_key, label in sources:
             cm = np.sum([r[cm_key] for r in results], axis=0)
             ious = self._ious(cm)
             for name, values in (('IoU', ious['iou']), ('mIoU',
@@ -328,6 +384,15 @@ class OccupancyMetric(BaseMetric):
                 table_rows[('pose L2 [m]', label)] = list(err) + [
                     float(err.mean())
                 ]
+            rots = [r[rot_key] for r in results if rot_key in r]
+            if rots:
+                rot = np.mean(np.stack(rots, axis=0), axis=0)  # (F,)
+                for t in range(F):
+                    metrics[f'{prefix}pose/rot_deg@{t + 1}'] = float(rot[t])
+                metrics[f'{prefix}pose/rot_deg_mean'] = float(rot.mean())
+                table_rows[('rot err [deg]', label)] = list(rot) + [
+                    float(rot.mean())
+                ]
         self._log_table(F, table_rows, per_class_rows, len(results))
         return metrics
 
@@ -342,7 +407,7 @@ class OccupancyMetric(BaseMetric):
         data = [header]
         labels = ('model', 'baseline')
         # Model and baseline rows of each metric next to each other.
-        for name in ('IoU', 'mIoU', 'pose L2 [m]'):
+        for name in ('IoU', 'mIoU', 'pose L2 [m]', 'rot err [deg]'):
             for label in labels:
                 if (name, label) in rows:
                     data.append([name, label] +
@@ -358,6 +423,7 @@ class OccupancyMetric(BaseMetric):
         print_log(
             f'Occupancy metrics over {num_samples} samples (IoU/mIoU in %, '
             f'pose L2 of accumulated translation in m; mean column of pose '
-            f'= ADE, last step = FDE; baseline = copy-last-frame / constant '
+            f'= ADE, last step = FDE; rot err = geodesic angle of the composed '
+            f'6-DoF orientation; baseline = copy-last-frame / constant '
             f'velocity):\n' + table.table,
             logger='current')

@@ -1,0 +1,300 @@
+"""Action-conditioned AerialWorld rollout: predict the future occupancy along a planned path.
+
+Usage:
+    python tools/misc/rollout_with_plan.py CONFIG CHECKPOINT --out-dir DIR
+        [--plan plan.json] [--index I | --session NAME [--start-frame K]]
+        [--split val|test|train] [--stage auto|world|joint] [--device cpu|cuda]
+        [--overwrite] [--cfg-options k=v ...]
+
+Builds the model and ``<split>_dataloader.dataset`` (default ``val``) of CONFIG, loads
+CHECKPOINT, takes one window (``--index``, or the window of ``--session`` starting at frame
+``--start-frame``, default its first window), reads the plan and calls
+:meth:`AerialWorld.predict_with_plan`: the world model rolls out from the window's
+``num_history`` history frames with the ego motion of the plan instead of its own prediction.
+
+Plan file (JSON): a list of ``F`` 13-D poses ``[x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy,
+wz]`` in the session's world frame (metres, scalar-first unit quaternion body -> world, m/s
+world frame, rad/s body frame); each entry may also be a pose dict of the session format
+(``{"pose_13d": [...]}`` or ``position`` / ``orientation`` / ``velocity``), and the list may
+sit under a ``"poses"`` key. Without ``--plan`` the window's ground-truth future poses are
+used (then the prediction is comparable with the true future).
+
+Output, in the session format (``docs/aerialworld_data_and_model_contract.md``)::
+
+    DIR/<session>/occupancy/<frame:06d>_occupancy.npz   key 'occupancy', (X, Y, Z) uint8
+    DIR/<session>/poses/<frame:06d>.json                the planned pose of that frame
+    DIR/<session>/rollout_info.json                     config, checkpoint, window, plan source
+
+with ``frame`` continuing the window's history frame numbers. Every file is written to a
+temporary file in the same folder and renamed (atomic); the tool refuses to replace existing
+files unless ``--overwrite`` is given (checked before anything is written).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+
+import numpy as np
+from mmengine.config import Config, DictAction
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+import projects  # noqa: E402,F401  (registers every module)
+
+
+def parse_args(argv=None):
+    """Parse the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description='Predict future occupancy along a planned 13-D pose sequence')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint of a world-stage AerialWorld model')
+    parser.add_argument('--plan', help='JSON list of 13-D poses (default: the ground-truth '
+                        'future poses of the window)')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--index', type=int, help='window index in the dataset (default 0)')
+    parser.add_argument('--session', help='take a window of this session')
+    parser.add_argument('--start-frame', type=int,
+                        help='with --session: first frame of the window (default: the '
+                        "session's first window)")
+    parser.add_argument('--split', choices=['val', 'test', 'train'], default='val',
+                        help='which <split>_dataloader.dataset of the config (default val)')
+    parser.add_argument('--stage', choices=['auto', 'world', 'joint'], default='auto',
+                        help="model stage: 'auto' = the stage the checkpoint was trained in")
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if present)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing files')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. val_dataloader.dataset.data_root=...')
+    args = parser.parse_args(argv)
+    if args.index is not None and args.session is not None:
+        parser.error('give either --index or --session, not both')
+    if args.start_frame is not None and args.session is None:
+        parser.error('--start-frame needs --session')
+    return args
+
+
+def _pose_from_entry(entry, where):
+    """13 floats from a plan entry (list or session-format pose dict)."""
+    if isinstance(entry, dict):
+        if 'pose_13d' in entry:
+            entry = entry['pose_13d']
+        else:
+            try:
+                p, o = entry['position'], entry['orientation']
+                vel = entry.get('velocity') or {}
+                lin = vel.get('linear') or dict(x=0.0, y=0.0, z=0.0)
+                ang = vel.get('angular') or dict(x=0.0, y=0.0, z=0.0)
+                entry = [p['x'], p['y'], p['z'], o['w'], o['x'], o['y'], o['z'],
+                         lin['x'], lin['y'], lin['z'], ang['x'], ang['y'], ang['z']]
+            except (KeyError, TypeError) as err:
+                raise ValueError(f'{where}: a pose dict needs "pose_13d" or position / '
+                                 f'orientation ({err})') from err
+    try:
+        pose = [float(v) for v in entry]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'{where}: expected 13 numbers, got {entry!r}') from err
+    if len(pose) != 13 or not np.all(np.isfinite(pose)):
+        raise ValueError(f'{where}: expected 13 finite numbers [x, y, z, qw, qx, qy, qz, vx, '
+                         f'vy, vz, wx, wy, wz], got {len(pose)} values')
+    if np.linalg.norm(pose[3:7]) < 1e-6:
+        raise ValueError(f'{where}: the quaternion (entries 3..6, [qw, qx, qy, qz]) is zero')
+    return pose
+
+
+def load_plan(path):
+    """Read a plan file.
+
+    Args:
+        path (str): JSON file (see the module docstring).
+
+    Returns:
+        np.ndarray: ``(F, 13)`` float32 poses.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: On malformed content (the message names the file and entry).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'rollout_with_plan: plan file {path!r} does not exist')
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{path}: not valid JSON ({err})') from err
+    if isinstance(data, dict) and 'poses' in data:
+        data = data['poses']
+    if not isinstance(data, list) or not data:
+        raise ValueError(f'{path}: expected a non-empty JSON list of 13-D poses')
+    return np.asarray([_pose_from_entry(e, f'{path}[{i}]') for i, e in enumerate(data)],
+                      dtype=np.float32)
+
+
+def _pose_json(pose, timestamp):
+    """Session-format pose dict of a 13-D pose."""
+    p = [float(v) for v in pose]
+    return {'pose_13d': p, 'timestamp': float(timestamp),
+            'position': dict(x=p[0], y=p[1], z=p[2]),
+            'orientation': dict(x=p[4], y=p[5], z=p[6], w=p[3]),
+            'velocity': {'linear': dict(x=p[7], y=p[8], z=p[9]),
+                         'angular': dict(x=p[10], y=p[11], z=p[12])}}
+
+
+def _atomic_write(path, write_fn, suffix):
+    """Write via ``write_fn(file_object)`` to a temporary file next to ``path``, then rename."""
+    folder = osp.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _select_window(dataset, args):
+    """Index of the requested window."""
+    n = len(dataset)
+    if n == 0:
+        sys.exit(f'rollout_with_plan: the {args.split} dataset of {args.config} has no window')
+    if args.session is None:
+        idx = 0 if args.index is None else args.index
+        if not 0 <= idx < n:
+            sys.exit(f'rollout_with_plan: --index {idx} out of range [0, {n})')
+        return idx
+    found = []
+    for i in range(n):
+        info = dataset.get_data_info(i)
+        if info['session'] == args.session:
+            found.append((int(info['frame_indices'][0]), i))
+    if not found:
+        sys.exit(f'rollout_with_plan: session {args.session!r} has no window in the '
+                 f'{args.split} dataset of {args.config}')
+    if args.start_frame is None:
+        return min(found)[1]
+    for start, i in found:
+        if start == args.start_frame:
+            return i
+    sys.exit(f'rollout_with_plan: no window of {args.session!r} starts at frame '
+             f'{args.start_frame} (window starts: {sorted(s for s, _ in found)})')
+
+
+def _choose_stage(model, cfg, checkpoint, requested):
+    """Put the model into the stage of the checkpoint (or the requested one)."""
+    if requested != 'auto':
+        model.set_stage(requested)
+        return requested
+    meta = checkpoint.get('meta') or {}
+    stage = meta.get('train_stage')
+    if stage is None and meta.get('iter') is not None:
+        hooks = [h for h in cfg.get('custom_hooks', []) or []
+                 if h.get('type') == 'TrainStageSwitchHook']
+        if hooks:
+            hook = hooks[0]
+            stage = (hook.get('second_stage', 'world') if meta['iter'] >= hook['switch_iter']
+                     else hook.get('first_stage', 'tokenizer'))
+    if stage is not None and stage != model.train_stage:
+        model.set_stage(stage)
+    if model.train_stage == 'tokenizer':
+        sys.exit('rollout_with_plan: the checkpoint is a tokenizer-stage checkpoint (no '
+                 'trained world model); use a world-stage checkpoint or force --stage world')
+    return model.train_stage
+
+
+def main(argv=None):
+    """Run the planned rollout; return the list of written files."""
+    args = parse_args(argv)
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+    from projects.registry import DATASETS, MODELS
+
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'rollout_with_plan: checkpoint {args.checkpoint!r} does not exist')
+    plan = None
+    if args.plan:
+        try:
+            plan = load_plan(args.plan)
+        except (FileNotFoundError, ValueError) as err:
+            sys.exit(f'rollout_with_plan: {err}')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'projects'))
+    key = f'{args.split}_dataloader'
+    if key not in cfg or 'dataset' not in cfg[key]:
+        sys.exit(f'rollout_with_plan: {args.config} has no {key}.dataset')
+    dataset = DATASETS.build(cfg[key]['dataset'])
+    idx = _select_window(dataset, args)
+
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'predict_with_plan'):
+        sys.exit(f'rollout_with_plan: model type {type(model).__name__} has no '
+                 'predict_with_plan (an AerialWorld model is needed)')
+    checkpoint = _load_checkpoint(args.checkpoint, map_location='cpu')
+    _load_checkpoint_to_model(model, checkpoint, strict=True)
+    stage = _choose_stage(model, cfg, checkpoint, args.stage)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model.to(device).eval()
+
+    data = model.data_preprocessor(pseudo_collate([dataset[idx]]), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    meta = dict(samples[0].metainfo)
+    hist = model.num_history
+    frames = [int(f) for f in meta['frame_indices']]
+    stamps = [float(s) for s in meta.get('timestamps') or range(len(frames))]
+    plan_source = args.plan
+    if plan is None:
+        plan = inputs['poses'][0, hist:hist + model.num_future].cpu().numpy()
+        plan_source = 'ground-truth future poses of the window'
+        if len(plan) == 0:
+            sys.exit('rollout_with_plan: the window has no future frames; pass --plan')
+    fut = len(plan)
+    step = frames[1] - frames[0] if len(frames) > 1 else 1
+    dt = stamps[1] - stamps[0] if len(stamps) > 1 else 1.0
+    session = str(meta.get('session', 'session'))
+    out_frames = [frames[hist - 1] + (f + 1) * step for f in range(fut)]
+    out_stamps = [stamps[hist - 1] + (f + 1) * dt for f in range(fut)]
+    root = osp.join(args.out_dir, session)
+    targets = [osp.join(root, 'occupancy', f'{fr:06d}_occupancy.npz') for fr in out_frames]
+    pose_targets = [osp.join(root, 'poses', f'{fr:06d}.json') for fr in out_frames]
+    info_path = osp.join(root, 'rollout_info.json')
+    existing = [p for p in targets + pose_targets + [info_path] if osp.exists(p)]
+    if existing and not args.overwrite:
+        sys.exit(f'rollout_with_plan: {len(existing)} output files exist (e.g. {existing[0]}); '
+                 'pass --overwrite to replace them')
+
+    with torch.no_grad():
+        result = model.predict_with_plan(inputs, torch.as_tensor(plan)[None].to(device),
+                                         samples)[0]
+    pred = result.pred_occ.numpy().astype(np.uint8)
+    written = []
+    for f in range(fut):
+        occ = np.ascontiguousarray(pred[f])
+        _atomic_write(targets[f], lambda fo, o=occ: np.savez_compressed(fo, occupancy=o),
+                      '.npz')
+        text = json.dumps(_pose_json(plan[f], out_stamps[f])).encode()
+        _atomic_write(pose_targets[f], lambda fo, t=text: fo.write(t), '.json')
+        written += [targets[f], pose_targets[f]]
+    info = dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
+                stage=stage, pose_mode=getattr(model, 'pose_mode', None), split=args.split,
+                window_index=idx, session=session, history_frames=frames[:hist],
+                predicted_frames=out_frames, plan=plan_source,
+                planned_poses=np.asarray(plan, dtype=float).tolist())
+    _atomic_write(info_path, lambda fo: fo.write(json.dumps(info, indent=1).encode()), '.json')
+    written.append(info_path)
+    print(f'rollout_with_plan: window {idx} ({session}, history frames {frames[:hist]}), '
+          f'{fut} planned steps ({plan_source}), stage {stage}: wrote {len(written)} files '
+          f'to {root}')
+    return written
+
+
+if __name__ == '__main__':
+    main()
