@@ -1,0 +1,67 @@
+# AerialWorld on real nuScenes occupancy: the OccWorld-compatible model layout
+# (projects.aerialworld.models.occworld_compat.occworld_nuscenes_model_cfg: tokenizer identical
+# to the OccWorld release VAE, world transformer 128 wide / 6 blocks / 8 heads) on the
+# occupancy built from the 11 bundled real keyframes (data/nuscenes_occ, Occ3D grid
+# 200 x 200 x 16). Windows: 4 history + 6 future frames at 2 Hz (OccWorld uses 5 + 6; 11
+# keyframes leave 2 windows of 10 frames, the release protocol would leave 1).
+#        python tools/train.py configs/finetune_nuscenes.py
+#
+# Weights: `load_from = None` trains from scratch (tokenizer stage, then the world model, one
+# command). To fine-tune the public OccWorld release instead, convert it with
+#   python tools/model_converters/occworld_to_mmembodied.py latest.pth \
+#       checkpoints/occworld/occworld_nuscenes_mmembodied.pth
+# then run with
+#   --cfg-options load_from=checkpoints/occworld/occworld_nuscenes_mmembodied.pth \
+#                 custom_hooks.1.switch_iter=0
+# (switch_iter=0: the converted tokenizer is kept frozen and only the world model trains).
+_base_ = [
+    './_base_/default_runtime.py',
+    './_base_/datasets/nuscenes_occ.py',
+    './_base_/models/aerialworld.py',
+    './_base_/schedules/aerialworld_two_stage.py',
+]
+point_cloud_range = [-40.0, -40.0, -1.0, 40.0, 40.0, 5.4]
+voxel_size = [0.4, 0.4, 0.4]
+grid_size = [200, 200, 16]
+num_classes = 18
+free_label = 17
+
+load_from = None  # or checkpoints/occworld/occworld_nuscenes_mmembodied.pth (see above)
+
+max_iters = 2000
+switch_iter = 1000
+train_cfg = dict(max_iters=max_iters, val_interval=500)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-6, by_epoch=False, begin=0,
+         end=max_iters),
+]
+# The values of occworld_nuscenes_model_cfg() (tests/test_aerialworld/test_nuscenes_occ.py
+# checks they agree), except num_history (4, see above) and train_stage (from scratch).
+model = dict(
+    num_classes=num_classes,
+    free_label=free_label,
+    num_history=4,
+    num_future=6,
+    train_stage='tokenizer',
+    tokenizer_frames=4,
+    tokenizer=dict(
+        num_classes=num_classes, free_label=free_label, grid_size=grid_size,
+        class_embed_dim=8, z_reduction=1, base_channels=64, channel_mults=(1, 2, 4),
+        num_res_blocks=2, num_codes=512, code_dim=128, beta=1.0, attn_at_lowest=True,
+        attn_heads=1, out_norm=None, with_cp=True),
+    transformer=dict(
+        d_model=128, num_blocks=6, num_heads=8, mlp_ratio=4.0, max_frames=16, pose_dims=4,
+        pose_hidden=128, token_embed='codebook', spatial_scales=(1, 2, 4),
+        spatial_mode='attn'))
+default_hooks = dict(checkpoint=dict(interval=500))
+custom_hooks = [
+    dict(type='CheckpointCompatHook'),
+    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
+    dict(type='InvalidSampleReportHook'),
+    dict(type='SignalCheckpointHook'),
+    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
+]
+visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
+                  voxel_size=voxel_size)
