@@ -84,8 +84,8 @@ def test_6dof_motion_round_trip_on_real_poses(session):
     poses = _tokyo_poses(session)[None]  # (1, T, 13), drones have roll / pitch
     motion = ego_motion_6dof_from_poses(poses)
     assert motion.shape == (1, poses.shape[1] - 1, 13)
-    assert torch.allclose(motion[..., 3:7].norm(dim=-1), torch.ones(1, motion.shape[1],
-                                                                   dtype=torch.float64))
+    ones = torch.ones(1, motion.shape[1], dtype=torch.float64)
+    assert torch.allclose(motion[..., 3:7].norm(dim=-1), ones)
     back = compose_ego_motion_6dof(motion, start=poses[:, 0])
     assert torch.allclose(back[..., :3], poses[:, 1:, :3], atol=1e-9)
     assert torch.allclose(quat_geodesic_distance(back[..., 3:7], poses[:, 1:, 3:7]),

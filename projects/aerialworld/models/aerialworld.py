@@ -558,8 +558,8 @@ class AerialWorld(BaseModel):
             raise ValueError(f'AerialWorld.rollout: motion_history must be ({b}, {hist}, '
                              f'{self.pose_dims}) for pose_mode={self.pose_mode!r}, got '
                              f'{tuple(motion_history.shape)}')
-        if planned_motion is not None and planned_motion.shape != (b, num_future,
-                                                                    self.pose_dims):
+        plan_shape = (b, num_future, self.pose_dims)
+        if planned_motion is not None and planned_motion.shape != plan_shape:
             raise ValueError(f'AerialWorld.rollout: planned_motion must be ({b}, {num_future}, '
                              f'{self.pose_dims}) for pose_mode={self.pose_mode!r}, got '
                              f'{tuple(planned_motion.shape)}')

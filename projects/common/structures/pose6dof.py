@@ -36,7 +36,7 @@ import torch
 
 from .pose import POSE_DIM, wrap_angle
 from .rotation import (quat_canonical, quat_conjugate, quat_from_yaw, quat_multiply,
-                       quat_normalize, quat_rotate, quat_yaw)
+                       quat_normalize, quat_yaw)
 
 MOTION_6DOF_DIM = 13
 
