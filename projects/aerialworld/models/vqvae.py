@@ -190,7 +190,9 @@ class VectorQuantizer(nn.Module):
     * ``restart_dead_codes``: an exponential moving average of every code's usage
       (``usage_decay``, normalised so that uniform use is 1) is kept; codes whose usage falls
       below ``dead_threshold`` are re-seeded with random encoder outputs of the current batch
-      and their usage reset to 1.
+      and their usage reset to 1. The encoder outputs are drawn with probability
+      proportional to their squared distance to the nearest code (k-means++ seeding), so new
+      codes go where the codebook represents the data worst, not to the most frequent pattern.
 
     Under distributed training the usage counts are all-reduced and the re-seeded codebook is
     broadcast from rank 0, so replicas stay identical.
@@ -243,9 +245,20 @@ class VectorQuantizer(nn.Module):
         self.register_buffer('initialized', torch.tensor(not init_from_data))
 
     @staticmethod
-    def _sample_rows(z: torch.Tensor, n: int) -> torch.Tensor:
-        """Draw ``n`` rows of ``z`` (without replacement when possible) plus 1 % noise."""
-        if z.shape[0] >= n:
+    def _sample_rows(z: torch.Tensor, n: int,
+                     weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Draw ``n`` rows of ``z`` ``(N, D)`` plus 1 % noise.
+
+        Uniformly without replacement when possible, or, with ``weights`` ``(N,)`` (e.g. the
+        squared distance of every row to its nearest code), with probability proportional to
+        the weight (k-means++ style seeding, Arthur & Vassilvitskii 2007; used for codebook
+        re-initialisation by Lancucki et al. 2020, "Robust Training of Vector Quantized Deep
+        Generative Models using Dynamic Initialization and Codebook Reinitialization").
+        """
+        if weights is not None and bool((weights > 0).any()):
+            positive = int((weights > 0).sum())
+            idx = torch.multinomial(weights.float(), n, replacement=positive < n)
+        elif z.shape[0] >= n:
             idx = torch.randperm(z.shape[0], device=z.device)[:n]
         else:
             idx = torch.randint(0, z.shape[0], (n, ), device=z.device)
@@ -253,8 +266,17 @@ class VectorQuantizer(nn.Module):
         return rows + 0.01 * rows.std().clamp(min=1e-6) * torch.randn_like(rows)
 
     @torch.no_grad()
-    def _update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor) -> None:
-        """Data-dependent init and dead-code restart (see class docstring)."""
+    def _update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor,
+                         min_dist: Optional[torch.Tensor] = None) -> None:
+        """Data-dependent init and dead-code restart (see class docstring).
+
+        Args:
+            z_flat (torch.Tensor): ``(N, D)`` encoder outputs of the batch.
+            indices (torch.Tensor): ``(N,)`` long, their nearest codes.
+            min_dist (torch.Tensor, optional): ``(N,)`` squared distance of every row to its
+                nearest code; dead codes are then re-seeded preferentially at the worst
+                represented encoder outputs instead of uniformly.
+        """
         weight = self.embedding.weight
         if not bool(self.initialized):
             weight.data.copy_(self._sample_rows(z_flat, self.num_codes))
@@ -272,7 +294,7 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead > 0:
             new = weight.data.clone()
-            new[dead] = self._sample_rows(z_flat, n_dead)
+            new[dead] = self._sample_rows(z_flat, n_dead, min_dist)
             broadcast(new, src=0)
             weight.data.copy_(new)
             self.usage[dead] = 1.0
@@ -313,12 +335,12 @@ class VectorQuantizer(nn.Module):
         weight = self.codes
         dist = (z_flat.detach().pow(2).sum(1, keepdim=True) - 2.0 * z_flat.detach() @ weight.t()
                 + weight.detach().pow(2).sum(1)[None])
-        indices = dist.argmin(dim=1)
+        min_dist, indices = dist.min(dim=1)
         z_q = F.embedding(indices, weight).reshape(b, h, w, d).permute(0, 3, 1, 2)
         loss = self.loss_vq(z_e, z_q)
         z_q_st = z_e + (z_q - z_e).detach()
         if self.training:
-            self._update_codebook(z_flat.detach(), indices)
+            self._update_codebook(z_flat.detach(), indices, min_dist.clamp(min=0))
         return z_q_st, indices.reshape(b, h, w), loss
 
 
