@@ -12,8 +12,11 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # CheckpointCompatHook keeps checkpoints loadable with torch.load(weights_only=True) (--resume);
-# SignalCheckpointHook writes a checkpoint when the job receives SIGTERM, then stops.
-custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook')]
+# SignalCheckpointHook writes a checkpoint when the job receives SIGTERM, then stops;
+# RNGStateHook stores the random generator states so --resume continues exactly (the
+# FaultTolerantRunner adds it to configs whose own custom_hooks list omits it).
+custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
+                dict(type='RNGStateHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,10 +1,14 @@
-"""A Runner whose checkpoints are written atomically.
+"""A Runner whose checkpoints are written atomically and whose resume is exact.
 
 MMEngine writes a checkpoint straight to its final path, so a process killed mid-write leaves
 a truncated ``iter_N.pth`` that ``--resume`` then picks up and fails on. This Runner writes to
 a hidden temporary file in the same directory and renames it into place (``os.replace`` is
 atomic on POSIX file systems), so a checkpoint path either holds a complete file or does not
 exist.
+
+It also makes sure an :class:`~projects.common.hooks.RNGStateHook` is registered (configs that
+replace ``custom_hooks`` without listing it get one), so ``--resume`` continues with the random
+number generator states of the checkpoint.
 """
 import os
 import os.path as osp
@@ -12,6 +16,7 @@ import os.path as osp
 from mmengine.dist import master_only
 from mmengine.runner import Runner
 
+from projects.common.hooks.rng_state import RNGStateHook
 from projects.registry import RUNNERS
 
 __all__ = ['FaultTolerantRunner']
@@ -19,12 +24,18 @@ __all__ = ['FaultTolerantRunner']
 
 @RUNNERS.register_module()
 class FaultTolerantRunner(Runner):
-    """:class:`mmengine.runner.Runner` with atomic checkpoint writes.
+    """:class:`mmengine.runner.Runner` with atomic checkpoint writes and exact resume.
 
     Select it with ``runner_type = 'FaultTolerantRunner'`` in a config (the AerialWorld
     configs do, through ``configs/_base_/default_runtime.py``); the tools build it with
-    :meth:`from_cfg` like the plain Runner.
+    :meth:`from_cfg` like the plain Runner. An :class:`RNGStateHook` is added when the
+    config's hooks do not include one.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not any(isinstance(hook, RNGStateHook) for hook in self._hooks):
+            self.register_hook(RNGStateHook())
 
     @master_only
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
