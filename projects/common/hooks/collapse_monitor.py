@@ -26,7 +26,8 @@ class OccupancyCollapseHook(Hook):
     space everywhere (the failure the seed fought with mean-matching losses); IoU then drops
     to ~0 without an error. After every val/test iteration the hook counts the non-free
     voxels of ``pred_occ`` and ``gt_occ`` (uint8 ``(F, X, Y, Z)`` per prediction) and at the
-    end of the run reports, over all samples (summed over processes in distributed runs):
+    end of the run reports, over all samples (summed over processes in distributed runs,
+    without the samples the distributed sampler repeats to pad the last batch):
 
     * ``collapse/pred_rate``, ``collapse/gt_rate``: fraction of non-free voxels (pooled);
     * ``collapse/ratio``: ``pred_rate / gt_rate`` (1 is ideal, 0 is total collapse);
@@ -66,6 +67,7 @@ class OccupancyCollapseHook(Hook):
         self._active = False
         self._warned_fields = False
         self.last_stats: Optional[Dict[str, float]] = None
+        self._remaining: Optional[int] = None
         self._reset()
 
     def _reset(self) -> None:
@@ -84,23 +86,51 @@ class OccupancyCollapseHook(Hook):
         raise ValueError('OccupancyCollapseHook: free_label=-1 needs `free_label` or '
                          '`num_classes` in the prediction metainfo; set free_label explicitly')
 
-    def _start(self, mode: str) -> None:
+    @staticmethod
+    def _real_samples(runner, mode: str) -> Optional[int]:
+        """Number of this process's samples that are not sampler padding (None: all).
+
+        MMEngine's ``DefaultSampler`` (``round_up=True``) repeats the first indices so that
+        every process gets the same number of samples, and gives process ``r`` of ``w`` the
+        positions ``r, r + w, ...`` of that padded list; the padding is therefore the tail
+        of each process's share. Metrics drop it when results are collected
+        (``collect_results`` truncates to the dataset size); the hook has to skip it itself,
+        or a distributed run counts some windows twice.
+        """
+        loop = getattr(runner, f'{mode}_loop', None)
+        dataloader = getattr(loop, 'dataloader', None)
+        sampler = getattr(dataloader, 'sampler', None)
+        dataset = getattr(dataloader, 'dataset', None)
+        if sampler is None or dataset is None or not all(
+                hasattr(sampler, a) for a in ('rank', 'world_size', 'total_size')):
+            return None
+        size, rank, world = len(dataset), int(sampler.rank), int(sampler.world_size)
+        if sampler.total_size <= size:
+            return None
+        return len(range(rank, size, world))
+
+    def _start(self, runner, mode: str) -> None:
         self._runs[mode] += 1
         self._active = (self._runs[mode] - 1) % self.interval == 0
         self._reset()
+        self._remaining = self._real_samples(runner, mode) if self._active else None
 
     def before_val_epoch(self, runner) -> None:
         """Clear the counters."""
-        self._start('val')
+        self._start(runner, 'val')
 
     def before_test_epoch(self, runner) -> None:
         """Clear the counters."""
-        self._start('test')
+        self._start(runner, 'test')
 
     def _accumulate(self, runner, outputs) -> None:
         if not self._active or not outputs:
             return
         for sample in outputs:
+            if self._remaining is not None:
+                if self._remaining <= 0:
+                    return  # distributed sampler padding (a repeated window)
+                self._remaining -= 1
             if 'pred_occ' not in sample or 'gt_occ' not in sample:
                 if not self._warned_fields:
                     runner.logger.warning('OccupancyCollapseHook: predictions have no '
