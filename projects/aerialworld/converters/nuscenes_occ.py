@@ -61,13 +61,14 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.fileio import dump
 from pyquaternion import Quaternion
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
-                                                          OCCWORLD_FREE_LABEL)
+                                                         OCCWORLD_FREE_LABEL)
+from projects.common.utils.io import save_json_atomic, save_npy_atomic, save_npz_atomic
+from .plateau_to_occ import write_index
 
 logger = logging.getLogger(__name__)
 
@@ -644,47 +645,6 @@ def frame_points(scene: AggregatedScene, frame: SequenceFrame) -> Tuple[np.ndarr
 
 
 # --------------------------------------------------------------------------- writing
-def _atomic_write(path: str, writer) -> None:
-    """Write ``path`` through ``writer(tmp_path)`` then ``os.replace`` (same folder)."""
-    d, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=os.path.splitext(base)[1], dir=d)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _save_npz(path: str, **arrays) -> None:
-    def w(tmp):
-        with open(tmp, 'wb') as f:
-            np.savez_compressed(f, **arrays)
-    _atomic_write(path, w)
-
-
-def _save_npy(path: str, arr: np.ndarray) -> None:
-    def w(tmp):
-        with open(tmp, 'wb') as f:
-            np.save(f, arr)
-    _atomic_write(path, w)
-
-
-def _save_json(path: str, obj) -> None:
-    def w(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(obj, f)
-    _atomic_write(path, w)
-
-
-def write_index(path: str, metainfo: dict, data_list: list) -> None:
-    """Write an index file (``metainfo`` + ``data_list``) atomically with mmengine."""
-    _atomic_write(path, lambda tmp: dump({'metainfo': metainfo, 'data_list': data_list}, tmp,
-                                         file_format='pkl'))
-
-
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -823,13 +783,13 @@ class NuScenesOccConverter:
                 occ_rel = f'occupancy/{i:06d}_occupancy.npz'
                 pose_rel = f'poses/{i:06d}.json'
                 lidar_rel = f'lidar/{i:06d}_LIDAR.npy'
-                _save_npz(os.path.join(tmp_dir, occ_rel), occupancy=occ[i])
-                _save_json(os.path.join(tmp_dir, pose_rel), pose_json(poses[i], ts, dict(
+                save_npz_atomic(os.path.join(tmp_dir, occ_rel), occupancy=occ[i])
+                save_json_atomic(os.path.join(tmp_dir, pose_rel), pose_json(poses[i], ts, dict(
                     timestamp_us=frame.timestamp_us, ego_pose_token=frame.ego_pose.get('token'),
                     frame='nuScenes global (map) frame, ego = rear-axle centre')))
                 lidar = np.concatenate([apply_transform(frame.lidar2ego, frame.points[:, :3]),
                                         frame.points[:, 3:4]], axis=1).astype(np.float32)
-                _save_npy(os.path.join(tmp_dir, lidar_rel), lidar)
+                save_npy_atomic(os.path.join(tmp_dir, lidar_rel), lidar)
                 entries.append({'session': self.session, 'frame_idx': i, 'timestamp': ts,
                                 'occ_path': f'{self.session}/{occ_rel}',
                                 'pose_path': f'{self.session}/{pose_rel}',

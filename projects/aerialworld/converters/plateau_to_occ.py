@@ -33,6 +33,8 @@ import numpy as np
 from mmengine.fileio import dump
 
 from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
+from projects.common.utils.io import (atomic_write, save_json_atomic, save_npy_atomic,
+                                      save_npz_atomic)
 from .citygml import CityGMLError, ParsedCityGML, read_citygml
 from .scene import (GRID_PRESETS, LIDAR_PRESETS, GlobalSemanticGrid, GridSpec, LidarSimulator,
                     LidarSpec, SceneMesh, group_into_sites)
@@ -489,7 +491,7 @@ def pose_record(traj: Trajectory, i: int) -> dict:
 
 def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
                 lidar: Optional[np.ndarray], pose: dict) -> dict:
-    """Write one frame's files and return its index entry (paths relative to ``out_dir``).
+    """Write one frame's files atomically; return its index entry (paths relative to out_dir).
 
     Args:
         out_dir (str): data root.
@@ -504,23 +506,21 @@ def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
     """
     occ_rel = f'{session}/occupancy/{i:06d}_occupancy.npz'
     pose_rel = f'{session}/poses/{i:06d}.json'
-    np.savez_compressed(os.path.join(out_dir, occ_rel), occupancy=occ.astype(np.uint8))
-    with open(os.path.join(out_dir, pose_rel), 'w') as f:
-        json.dump(pose, f)
+    save_npz_atomic(os.path.join(out_dir, occ_rel), occupancy=occ.astype(np.uint8))
+    save_json_atomic(os.path.join(out_dir, pose_rel), pose)
     entry = {'session': session, 'frame_idx': i, 'timestamp': pose['timestamp'],
              'occ_path': occ_rel, 'pose_path': pose_rel}
     if lidar is not None:
         lidar_rel = f'{session}/lidar/{i:06d}_LIDAR.npy'
-        np.save(os.path.join(out_dir, lidar_rel), lidar.astype(np.float32))
+        save_npy_atomic(os.path.join(out_dir, lidar_rel), lidar.astype(np.float32))
         entry['lidar_path'] = lidar_rel
     return entry
 
 
 def write_index(path: str, metainfo: dict, data_list: list) -> None:
     """Write an index file atomically (temporary file + ``os.replace``) with mmengine."""
-    tmp = f'{path}.tmp{os.getpid()}.pkl'
-    dump({'metainfo': metainfo, 'data_list': data_list}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: dump({'metainfo': metainfo, 'data_list': data_list}, tmp,
+                                        file_format='pkl'))
 
 
 def prepare_output_dir(out_dir: str, overwrite: bool) -> None:

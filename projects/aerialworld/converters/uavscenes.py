@@ -51,7 +51,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -61,7 +60,7 @@ from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.datasets.classes import (PLATEAU_CLASSES, PLATEAU_FREE_LABEL,
                                                    UAVSCENES_CLASSES, UAVSCENES_TO_AERIALWORLD)
-from .plateau_to_occ import INDEX_FILES, pose_record, write_index
+from .plateau_to_occ import INDEX_FILES, pose_record, write_frame, write_index
 from .scene import GridSpec
 from .trajectories import Trajectory
 
@@ -614,62 +613,6 @@ def config_hash(cfg: UAVScenesConfig, sequences: Sequence[UAVScenesSequence]) ->
     return h.hexdigest()
 
 
-def _atomic_write(path: str, write) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace``."""
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix=os.path.splitext(path)[1], dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_session_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
-                        lidar: Optional[np.ndarray], pose: dict) -> dict:
-    """Write one frame atomically and return its index entry (paths relative to ``out_dir``).
-
-    Args:
-        out_dir (str): data root.
-        session (str): session name (its sub-folders must exist).
-        i (int): frame index.
-        occ (np.ndarray): (X, Y, Z) uint8 occupancy.
-        lidar (np.ndarray | None): (N, 4) float32 scan in the ego body frame.
-        pose (dict): pose JSON (:func:`.plateau_to_occ.pose_record`).
-
-    Returns:
-        dict: ``session, frame_idx, timestamp, occ_path, pose_path[, lidar_path]``.
-    """
-    occ_rel = f'{session}/occupancy/{i:06d}_occupancy.npz'
-    pose_rel = f'{session}/poses/{i:06d}.json'
-
-    def _npz(tmp):
-        with open(tmp, 'wb') as f:
-            np.savez_compressed(f, occupancy=occ.astype(np.uint8))
-
-    def _json(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(pose, f)
-
-    _atomic_write(os.path.join(out_dir, occ_rel), _npz)
-    _atomic_write(os.path.join(out_dir, pose_rel), _json)
-    entry = {'session': session, 'frame_idx': i, 'timestamp': pose['timestamp'],
-             'occ_path': occ_rel, 'pose_path': pose_rel}
-    if lidar is not None:
-        lidar_rel = f'{session}/lidar/{i:06d}_LIDAR.npy'
-
-        def _npy(tmp):
-            with open(tmp, 'wb') as f:
-                np.save(f, lidar.astype(np.float32))
-
-        _atomic_write(os.path.join(out_dir, lidar_rel), _npy)
-        entry['lidar_path'] = lidar_rel
-    return entry
-
-
 class UAVScenesConverter:
     """Converts UAVScenes sequences into AerialWorld occupancy sessions.
 
@@ -869,7 +812,7 @@ class UAVScenesConverter:
             for i in range(len(data.points)):
                 occ = self.frame_occupancy(data, i)
                 lidar = self.frame_lidar(data, i) if self.cfg.lidar else None
-                entries[splits[data.name]].append(write_session_frame(
+                entries[splits[data.name]].append(write_frame(
                     out_dir, data.name, i, occ, lidar, pose_record(data.traj, i)))
                 n_frames += 1
             dts.extend(np.diff(data.traj.timestamps).tolist())

@@ -1,0 +1,65 @@
+"""Atomic file output shared by the converters and tools.
+
+Every writer goes through a hidden temporary file in the destination folder and
+``os.replace`` (atomic on POSIX and Windows within one file system), so a crash or a kill
+never leaves a truncated file under the final name, and readers see either the old or the
+new file.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ['atomic_write', 'save_npz_atomic', 'save_npy_atomic', 'save_json_atomic']
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write ``path`` by calling ``write(tmp_path)`` and renaming the result into place.
+
+    Args:
+        path (str): Final file path; its folder is created when missing.
+        write (Callable[[str], None]): Writes the complete content to the temporary path it
+            is given (which keeps ``path``'s extension, for writers that check it).
+
+    Raises:
+        Exception: Whatever ``write`` raises; the temporary file is removed first.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=osp.splitext(path)[1],
+                               dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_npz_atomic(path: str, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed(path, **arrays)`` through :func:`atomic_write`."""
+    def _write(tmp):
+        with open(tmp, 'wb') as f:
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, _write)
+
+
+def save_npy_atomic(path: str, array: np.ndarray) -> None:
+    """``np.save(path, array)`` through :func:`atomic_write`."""
+    def _write(tmp):
+        with open(tmp, 'wb') as f:
+            np.save(f, array)
+    atomic_write(path, _write)
+
+
+def save_json_atomic(path: str, obj: Any, **dump_kwargs) -> None:
+    """``json.dump(obj)`` (UTF-8) through :func:`atomic_write`."""
+    def _write(tmp):
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(obj, f, **dump_kwargs)
+    atomic_write(path, _write)
