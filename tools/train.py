@@ -7,6 +7,8 @@ Usage:
         --resume-from CKPT, --load-from CKPT, --eval-only, --wandb, --compile.
 
 Distributed: ``tools/dist_train.sh CONFIG NUM_PROCS [args]`` (gloo on CPU-only machines).
+Configs with ``runner_type = 'FlexibleRunner'`` and a ``strategy`` (e.g. FSDP in
+``configs/worldmodel_tokyo_fsdp.py``) build MMEngine's FlexibleRunner.
 """
 import argparse
 import logging
@@ -134,7 +136,10 @@ def main(argv=None):
                      '--resume-from CKPT, or --resume with a checkpoint in the work dir')
     prepare_launcher(cfg, args.launcher)
 
-    runner = build_runner(cfg)
+    try:
+        runner = build_runner(cfg)
+    except ConfigFlagError as err:
+        sys.exit(f'tools/train.py: error: {err}')
     if args.eval_only:
         runner.val()  # Runner.val() loads `load_from` itself
     else:

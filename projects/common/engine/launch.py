@@ -167,16 +167,45 @@ def parse_args_set_local_rank(parser, argv=None):
     return args
 
 
+# Strategies that shard the model over processes: they need a process group (a launcher).
+_SHARDED_STRATEGIES = ('FSDPStrategy', 'DeepSpeedStrategy', 'ColossalAIStrategy')
+
+
 def build_runner(cfg):
     """Build the Runner named by ``cfg.runner_type`` (our registry), else MMEngine's Runner.
+
+    ``runner_type='FlexibleRunner'`` builds MMEngine's strategy-based runner (found through our
+    registry's parent); its ``strategy`` (e.g. ``FSDPStrategy``) replaces
+    ``model_wrapper_cfg``. Sharded strategies need ``--launcher pytorch`` (or slurm/mpi), i.e.
+    ``tools/dist_train.sh``, because they shard over a process group.
 
     Args:
         cfg (Config): the complete config.
 
     Returns:
-        mmengine.runner.Runner: the runner.
+        mmengine.runner.Runner | mmengine.runner.FlexibleRunner: the runner.
+
+    Raises:
+        ConfigFlagError: when ``strategy`` is set without ``runner_type='FlexibleRunner'``,
+            or a sharded strategy is used without a distributed launcher.
     """
     from mmengine.runner import Runner
 
     from projects.registry import RUNNERS
+    strategy = cfg.get('strategy')
+    if strategy is not None:
+        if cfg.get('runner_type') != 'FlexibleRunner':
+            raise ConfigFlagError(f"`strategy` (type={strategy.get('type')!r}) is only used by "
+                                  "runner_type='FlexibleRunner', got runner_type="
+                                  f"{cfg.get('runner_type')!r}")
+        kind = strategy.get('type', '')
+        kind = kind if isinstance(kind, str) else kind.__name__
+        if kind.split('.')[-1] in _SHARDED_STRATEGIES and cfg.get('launcher',
+                                                                  'none') == 'none':
+            raise ConfigFlagError(f'strategy.type={kind!r} shards the model over processes and '
+                                  'needs a distributed launch: tools/dist_train.sh CONFIG '
+                                  'NUM_PROCS (or --launcher pytorch/slurm). Its rank-0 '
+                                  "checkpoint (state_dict_cfg='full') evaluates in one "
+                                  'process with the non-sharded config, e.g. tools/test.py '
+                                  'configs/worldmodel_tokyo.py CKPT')
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
