@@ -14,7 +14,6 @@ import json
 import math
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -52,13 +51,6 @@ def _run(args, port=None):
     return out
 
 
-def _free_port():
-    """A TCP port that is free now (a distinct rendezvous port for this test's torchrun)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _final_metrics(work_dir):
     files = glob.glob(osp.join(str(work_dir), '*', '*.json'))
     assert len(files) == 1, files
@@ -76,7 +68,7 @@ def _same(a, b):
     return a == b
 
 
-def test_dist_test_two_processes_matches_single_process(tmp_path):
+def test_dist_test_two_processes_matches_single_process(tmp_path, free_port):
     if not osp.exists(DATA):
         pytest.fail(f'{DATA} is missing: run `bash tools/install.sh` first')
     train = tmp_path / 'train'
@@ -96,7 +88,7 @@ def test_dist_test_two_processes_matches_single_process(tmp_path):
     assert 'OccupancyCollapseHook (test, 3 samples)' in out, out[-3000:]
     dist = tmp_path / 'dist'
     out = _run(['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir', str(dist),
-                '--cfg-options', *TEST_OPTIONS], port=_free_port())
+                '--cfg-options', *TEST_OPTIONS], port=free_port)
     assert 'Distributed launcher: pytorch' in out, out[-3000:]
     assert 'OccupancyCollapseHook (test, 3 samples)' in out, out[-3000:]
 

@@ -40,8 +40,8 @@ def _env():
     return env
 
 
-def _run(args, timeout=900, **kw):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True,
+def _run(args, timeout=900, env=None, **kw):
+    proc = subprocess.run(args, cwd=ROOT, env=env or _env(), capture_output=True, text=True,
                           timeout=timeout, **kw)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
@@ -107,10 +107,10 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert osp.isfile(work / f'iter_{done + 2}.pth')
 
 
-def test_dist_train_two_processes_gloo(tmp_path):
+def test_dist_train_two_processes_gloo(tmp_path, free_port):
     work = tmp_path / 'dist'
     out = _run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(work),
-                '--cfg-options', *SMALL])
+                '--cfg-options', *SMALL], env=dict(_env(), PORT=str(free_port)))
     assert osp.isfile(work / 'iter_4.pth'), out[-3000:]
     assert 'Distributed training: True' in out and 'Distributed launcher: pytorch' in out, \
         out[-3000:]
