@@ -8,11 +8,18 @@ Usage:
         [--stages tokenizer world] [--iters 3] [--warmup 1] [--batch-size 1] [--amp] \
         [--profile] [--device cpu|cuda] [--cfg-options k=v ...]
 
+Default stages follow the config: both for the two-stage configs (``TrainStageSwitchHook``),
+only ``model.train_stage`` for the single-stage ones (``vqvae_tokyo``: tokenizer,
+``worldmodel_tokyo``: world). A ``model.tokenizer_ckpt`` that does not exist yet is skipped
+with a message (timing does not depend on the tokenizer weights). Every stage also prints a
+``RESULT {json}`` line; ``benchmark_configs.py`` collects them into a table.
+
 Peak memory: process peak RSS (``resource.getrusage``; it includes the dataset and the Python
 runtime) on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA. ``--profile`` prints the
 operators that took the most time (``torch.profiler``) for one step of each stage.
 """
 import argparse
+import json
 import os.path as osp
 import resource
 import sys
@@ -34,8 +41,9 @@ def parse_args():
     """Command line (see the module docstring)."""
     p = argparse.ArgumentParser(description='Benchmark AerialWorld training steps')
     p.add_argument('config')
-    p.add_argument('--stages', nargs='+', default=['tokenizer', 'world'],
-                   choices=['tokenizer', 'world', 'joint'])
+    p.add_argument('--stages', nargs='+', default=None,
+                   choices=['tokenizer', 'world', 'joint'],
+                   help='stages to time (default: the stages the config trains)')
     p.add_argument('--iters', type=int, default=3, help='timed iterations per stage')
     p.add_argument('--warmup', type=int, default=1, help='untimed iterations per stage')
     p.add_argument('--batch-size', type=int, default=None)
@@ -53,6 +61,13 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def config_stages(cfg):
+    """Stages a config trains: both with a ``TrainStageSwitchHook``, else ``train_stage``."""
+    if any(h.get('type') == 'TrainStageSwitchHook' for h in cfg.get('custom_hooks', [])):
+        return ['tokenizer', 'world']
+    return [cfg.model.get('train_stage', 'world')]
+
+
 def main():
     """Run the benchmark and print one line per stage."""
     args = parse_args()
@@ -60,6 +75,12 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'projects'))
+    stages = args.stages or config_stages(cfg)
+    ckpt = cfg.model.get('tokenizer_ckpt')
+    if ckpt and not osp.isfile(ckpt):
+        print(f'model.tokenizer_ckpt={ckpt!r} does not exist: timing with an untrained '
+              'tokenizer (pass --cfg-options model.tokenizer_ckpt=... to load one)')
+        cfg.model.tokenizer_ckpt = None
     if args.amp:
         from projects.common.engine.launch import apply_amp
         print(apply_amp(cfg))
@@ -73,7 +94,7 @@ def main():
           f'{model.num_history + model.num_future}, batch {batch_size}, device {args.device}, '
           f'{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, '
           f'torch threads {torch.get_num_threads()}')
-    for stage in args.stages:
+    for stage in stages:
         model.set_stage(stage)
         model.train()
         times = []
@@ -92,6 +113,11 @@ def main():
         print(f'stage {stage:9s}: {mean:.2f} s/iter ({1 / mean:.3f} it/s, min {min(times):.2f} '
               f's, {len(times)} iters), loss {loss:.4f}, peak memory '
               f'{peak_memory_mb(args.device):.0f} MiB')
+        print('RESULT ' + json.dumps(dict(
+            config=args.config, stage=stage, s_per_iter=round(mean, 3),
+            min_s=round(min(times), 3), iters=len(times),
+            peak_mib=round(peak_memory_mb(args.device)), device=args.device,
+            grid=list(model.tokenizer.grid_size), batch_size=batch_size)))
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
             activities = [ProfilerActivity.CPU]
