@@ -1,6 +1,5 @@
 """nuScenes occupancy from real LiDAR keyframes (data/nuscenes_seq), the Occ3D layout and
 the devkit index (tests/data/nuscenes_tables), and the finetune_nuscenes config."""
-import copy
 import json
 import os
 import os.path as osp
@@ -15,7 +14,7 @@ from projects.aerialworld.converters import nuscenes_occ as no
 from projects.aerialworld.datasets import Occ3DDataset
 from projects.aerialworld.datasets.occ3d_dataset import build_occ3d_index
 from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
-                                                          occworld_nuscenes_model_cfg)
+                                                         occworld_nuscenes_model_cfg)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEQ = osp.join(ROOT, 'data', 'nuscenes_seq')

@@ -109,7 +109,8 @@ def main():
             if it >= args.warmup:
                 times.append(time.perf_counter() - start)
         mean = sum(times) / len(times)
-        loss = float(log_vars['loss'].detach()) if torch.is_tensor(log_vars['loss']) else float(log_vars['loss'])
+        loss = log_vars['loss']
+        loss = float(loss.detach()) if torch.is_tensor(loss) else float(loss)
         print(f'stage {stage:9s}: {mean:.2f} s/iter ({1 / mean:.3f} it/s, min {min(times):.2f} '
               f's, {len(times)} iters), loss {loss:.4f}, peak memory '
               f'{peak_memory_mb(args.device):.0f} MiB')

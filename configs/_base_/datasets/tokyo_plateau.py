@@ -54,4 +54,3 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='OccupancyMetric', num_classes=num_classes, free_label=free_label,
                      class_names=class_names)
 test_evaluator = val_evaluator
-

@@ -9,7 +9,6 @@ the CPU.
 import os
 from datetime import timedelta
 
-import torch
 import torch.distributed as torch_dist
 from mmengine.model import MMDistributedDataParallel
 
@@ -32,7 +31,8 @@ def init_cpu_distributed(timeout_s=1800):
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
         return
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
     if missing:
         raise RuntimeError(f'--launcher pytorch needs the torchrun environment; missing {missing}. '
                            'Start with tools/dist_train.sh CONFIG NUM_PROCS.')

@@ -9,7 +9,8 @@ from .visualization_hook import OccupancyVisualizationHook
 # Registers OccupancyVisualizer in VISUALIZERS (whose `locations` are the hook modules).
 from projects.common.visualization import OccupancyVisualizer  # noqa: E402,F401
 
-__all__ = ['CheckpointCompatHook', 'SignalCheckpointHook', 'TrainStageSwitchHook', 'history_buffers_to_plain',
+__all__ = ['CheckpointCompatHook', 'SignalCheckpointHook', 'TrainStageSwitchHook',
+           'history_buffers_to_plain',
            'plain_to_history_buffers']
 __all__ += ['RNGStateHook', 'capture_rng_state', 'restore_rng_state']
 __all__ += ['OccupancyCollapseHook', 'OccupancyVisualizationHook', 'OccupancyVisualizer']

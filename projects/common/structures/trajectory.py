@@ -23,7 +23,8 @@ import math
 import torch
 
 __all__ = [
-    'wrap_angle', 'unicycle_rollout', 'unicycle_inverse', 'unicycle_inverse_exact', 'estimate_velocity_ls',
+    'wrap_angle', 'unicycle_rollout', 'unicycle_inverse', 'unicycle_inverse_exact',
+    'estimate_velocity_ls',
     'constant_velocity_baseline', 'yaw_from_rotation', 'rotation_from_yaw',
     'ego_history_features'
 ]
