@@ -148,3 +148,18 @@ def test_cosine_codebook_quantises_by_angle():
     assert torch.equal(idx.flatten(), (flat @ codes.t()).argmax(1))
     assert torch.allclose(z_q, tok.embed_indices(idx), atol=1e-6)
     assert torch.allclose(tok.embed_indices(idx).norm(dim=1), torch.ones(2, 3, 3), atol=1e-5)
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    ref = _build()
+    tok = _build(channels_last=True)
+    tok.load_state_dict(ref.state_dict())
+    assert tok.enc_in.weight.is_contiguous(memory_format=torch.channels_last)
+    occ = torch.randint(0, 4, (2, 10, 10, 6))
+    ref.eval()
+    tok.eval()
+    with torch.no_grad():
+        assert torch.allclose(ref.encode(occ), tok.encode(occ), atol=1e-5)
+        z = ref.encode(occ)
+        assert torch.allclose(ref.decode(z), tok.decode(z), atol=1e-5)

@@ -386,6 +386,11 @@ class OccVQVAE(BaseModule):
             class. Defaults to -1.
         with_cp (bool): Activation checkpointing in the decoder (saves memory when the
             decoder is back-propagated, e.g. full aerial grids). Defaults to False.
+        channels_last (bool): Keep the 2-D feature maps (and the convolution weights) in the
+            channels-last memory format, which the oneDNN (CPU) and cuDNN (GPU) convolution
+            kernels prefer; outputs are numerically the same. Measure it with
+            ``tools/analysis_tools/benchmark_train_step.py --cfg-options
+            model.tokenizer.channels_last=True``. Defaults to False.
         init_codebook_from_data (bool): See :class:`VectorQuantizer`. Defaults to True.
         restart_dead_codes (bool): See :class:`VectorQuantizer`. Defaults to True.
         code_usage_decay (float): ``usage_decay`` of :class:`VectorQuantizer`. Defaults to 0.95.
@@ -420,6 +425,7 @@ class OccVQVAE(BaseModule):
                  out_norm: Optional[str] = None,
                  free_label: int = -1,
                  with_cp: bool = False,
+                 channels_last: bool = False,
                  init_codebook_from_data: bool = True,
                  restart_dead_codes: bool = True,
                  code_usage_decay: float = 0.95,
@@ -453,6 +459,7 @@ class OccVQVAE(BaseModule):
         self.z_embed_dim = (self.class_embed_dim if self.z_reduction == 1 else
                             int(z_embed_dim or self.class_embed_dim))
         self.with_cp = with_cp
+        self.channels_last = bool(channels_last)
         self.num_down = len(channel_mults) - 1
         self.stride = 2**self.num_down
         x, y, z = grid_size
@@ -521,6 +528,8 @@ class OccVQVAE(BaseModule):
         self.decoder = _Sequential(dec)
         self.dec_norm = build_norm2d(out_norm, ch)
         self.dec_out = nn.Conv2d(ch, fold, 3, padding=1)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)  # 4-D conv weights
 
     @property
     def codebook(self) -> torch.Tensor:
@@ -562,6 +571,8 @@ class OccVQVAE(BaseModule):
             feat = feat.reshape(b, px, py, self.reduced_z, self.z_reduction * self.class_embed_dim)
             feat = F.silu(self.z_stem(feat))  # (B, Xp, Yp, Z', Ez)
         feat = feat.permute(0, 3, 4, 1, 2).reshape(b, -1, px, py)  # (B, Z' * Ez, Xp, Yp)
+        if self.channels_last:
+            feat = feat.contiguous(memory_format=torch.channels_last)
         h = self.encoder(self.enc_in(feat))
         h = self.enc_out(F.silu(self.enc_norm(h)))
         return self.quant_conv(h)
@@ -609,6 +620,8 @@ class OccVQVAE(BaseModule):
                              f'{tuple(z_q.shape)}')
         b = z_q.shape[0]
         x, y, z = self.grid_size
+        if self.channels_last:
+            z_q = z_q.contiguous(memory_format=torch.channels_last)
         h = self.dec_in(self.post_quant_conv(z_q))
         h = self.decoder(h, with_cp=self.with_cp)
         h = self.dec_out(F.silu(self.dec_norm(h)))  # (B, Z' * Ez, Xp, Yp)
