@@ -523,14 +523,22 @@ def write_index(path: str, metainfo: dict, data_list: list) -> None:
                                         file_format='pkl'))
 
 
-def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
+def prepare_output_dir(out_dir: str, overwrite: bool,
+                       sessions: Optional[Sequence[str]] = None) -> None:
     """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
 
     With ``overwrite`` only previous converter outputs are removed (the index files and the
-    ``drone_*`` / ``rover_*`` session folders); other entries are kept and listed.
+    session folders: those named in ``sessions``, or by default the ``drone_*`` / ``rover_*``
+    folders of the PLATEAU converter); other entries are kept and listed.
+
+    Args:
+        out_dir (str): Output folder.
+        overwrite (bool): Allow replacing previous converter outputs.
+        sessions (Sequence[str], optional): Names of the session folders this converter
+            writes. Defaults to the PLATEAU session prefixes.
 
     Raises:
-        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False, or it is a file.
     """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FileExistsError(f'output path {out_dir} exists and is not a folder')
@@ -547,7 +555,8 @@ def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
         if e in INDEX_FILES.values() or (e.startswith(INDEX_FILES['train'].split('_')[0]) and
                                          '.tmp' in e):
             os.remove(p)
-        elif os.path.isdir(p) and e.startswith(SESSION_PREFIXES):
+        elif os.path.isdir(p) and (e in set(sessions) if sessions is not None
+                                   else e.startswith(SESSION_PREFIXES)):
             shutil.rmtree(p)
         else:
             kept.append(e)

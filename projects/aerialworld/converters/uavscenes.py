@@ -50,7 +50,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -60,7 +59,8 @@ from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.datasets.classes import (PLATEAU_CLASSES, PLATEAU_FREE_LABEL,
                                                    UAVSCENES_CLASSES, UAVSCENES_TO_AERIALWORLD)
-from .plateau_to_occ import INDEX_FILES, pose_record, write_frame, write_index
+from .plateau_to_occ import (INDEX_FILES, pose_record, prepare_output_dir, write_frame,
+                             write_index)
 from .scene import GridSpec
 from .trajectories import Trajectory
 
@@ -834,38 +834,6 @@ class UAVScenesConverter:
                        config_hash=h)
         logger.info('wrote %s', summary)
         return summary
-
-
-def prepare_output_dir(out_dir: str, overwrite: bool, sessions: Sequence[str]) -> None:
-    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
-
-    With ``overwrite`` only this converter's outputs are removed (the index files and the
-    folders named like the sequences being converted); other entries are kept and listed.
-
-    Raises:
-        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False, or it is a file.
-    """
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(f'output path {out_dir} exists and is not a folder')
-    os.makedirs(out_dir, exist_ok=True)
-    entries = sorted(os.listdir(out_dir))
-    if not entries:
-        return
-    if not overwrite:
-        raise FileExistsError(f'output folder {out_dir} is not empty ({len(entries)} entries, '
-                              f'e.g. {entries[:3]}); pass --overwrite to replace it')
-    kept = []
-    for e in entries:
-        p = os.path.join(out_dir, e)
-        if e in INDEX_FILES.values() or (e.startswith('aerialworld_infos_') and '.tmp' in e):
-            os.remove(p)
-        elif os.path.isdir(p) and e in set(sessions):
-            shutil.rmtree(p)
-        else:
-            kept.append(e)
-    if kept:
-        logger.warning('overwrite: kept entries of %s that the converter did not write: %s',
-                       out_dir, kept)
 
 
 def convert_uavscenes(root: str, out_dir: str, cfg: Optional[UAVScenesConfig] = None,
