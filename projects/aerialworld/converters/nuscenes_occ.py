@@ -67,7 +67,8 @@ from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
                                                          OCCWORLD_FREE_LABEL)
-from projects.common.utils.io import save_json_atomic, save_npy_atomic, save_npz_atomic
+from projects.common.utils.io import (save_json_atomic, save_npy_atomic, save_npz_atomic,
+                                      sha256_file)
 from .plateau_to_occ import write_index
 
 logger = logging.getLogger(__name__)
@@ -645,14 +646,6 @@ def frame_points(scene: AggregatedScene, frame: SequenceFrame) -> Tuple[np.ndarr
 
 
 # --------------------------------------------------------------------------- writing
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def input_files(seq_dir: str) -> List[str]:
     """All input files of a sequence folder, sorted (relative paths).
 
@@ -673,7 +666,7 @@ def config_hash(cfg: NuScenesOccConfig, seq_dir: str) -> str:
     h = hashlib.sha256(CONVERTER_VERSION.encode())
     h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for rel in input_files(seq_dir):
-        h.update(f'{rel}:{_sha256(os.path.join(seq_dir, rel))}'.encode())
+        h.update(f'{rel}:{sha256_file(os.path.join(seq_dir, rel))}'.encode())
     return h.hexdigest()
 
 

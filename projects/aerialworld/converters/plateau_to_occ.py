@@ -34,7 +34,7 @@ from mmengine.fileio import dump
 
 from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
 from projects.common.utils.io import (atomic_write, save_json_atomic, save_npy_atomic,
-                                      save_npz_atomic)
+                                      save_npz_atomic, sha256_file)
 from .citygml import CityGMLError, ParsedCityGML, read_citygml
 from .scene import (GRID_PRESETS, LIDAR_PRESETS, GlobalSemanticGrid, GridSpec, LidarSimulator,
                     LidarSpec, SceneMesh, group_into_sites)
@@ -195,14 +195,6 @@ def find_gml_files(tile_dirs: Sequence[str]) -> List[Tuple[str, List[str]]]:
     return out
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_hash(cfg: ConverterConfig, tile_dirs: Sequence[str]) -> str:
     """Hash of the converter version, the options and the content of the input files.
 
@@ -217,7 +209,7 @@ def config_hash(cfg: ConverterConfig, tile_dirs: Sequence[str]) -> str:
     h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for tile, files in find_gml_files(tile_dirs):
         for f in files:
-            h.update(f'{tile}/{os.path.basename(f)}:{_sha256(f)}'.encode())
+            h.update(f'{tile}/{os.path.basename(f)}:{sha256_file(f)}'.encode())
     return h.hexdigest()
 
 
@@ -249,7 +241,7 @@ class PlateauOccupancyConverter:
         for tile, files in find_gml_files(self.tile_dirs):
             parsed = []
             for f in files:
-                digest = _sha256(f)
+                digest = sha256_file(f)
                 if digest in seen:
                     logger.info('%s is identical to %s; read once', f, seen[digest])
                     continue

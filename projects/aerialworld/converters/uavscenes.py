@@ -59,6 +59,7 @@ from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.datasets.classes import (PLATEAU_CLASSES, PLATEAU_FREE_LABEL,
                                                    UAVSCENES_CLASSES, UAVSCENES_TO_AERIALWORLD)
+from projects.common.utils.io import sha256_file
 from .plateau_to_occ import (INDEX_FILES, pose_record, prepare_output_dir, write_frame,
                              write_index)
 from .scene import GridSpec
@@ -591,25 +592,17 @@ class SequenceData:
     sources: List[str]
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_hash(cfg: UAVScenesConfig, sequences: Sequence[UAVScenesSequence]) -> str:
     """Hash of the converter version, the options and the content of every input file."""
     h = hashlib.sha256(CONVERTER_VERSION.encode())
     h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for seq in sequences:
-        h.update(f'{seq.name}:{_sha256(seq.poses_path)}'.encode())
+        h.update(f'{seq.name}:{sha256_file(seq.poses_path)}'.encode())
         for s in seq.scans:
             h.update(os.path.basename(s.points_path).encode())
-            h.update(_sha256(s.points_path).encode())
+            h.update(sha256_file(s.points_path).encode())
             if s.label_path:
-                h.update(_sha256(s.label_path).encode())
+                h.update(sha256_file(s.label_path).encode())
     return h.hexdigest()
 
 

@@ -107,6 +107,8 @@ class AerialWorldDataset(BaseDataset):
     """
 
     METAINFO: dict = dict()
+    #: Index keys of the per-frame files whose existence ``check_files`` verifies.
+    FRAME_FILE_KEYS = ('occ_path', 'pose_path')
 
     def __init__(self,
                  ann_file: str,
@@ -258,12 +260,12 @@ class AerialWorldDataset(BaseDataset):
         return groups
 
     def _frame_valid(self, session: str, recs: List[dict]) -> np.ndarray:
-        """Existence check of the occupancy/pose files of a session."""
+        """Existence check of the per-frame files (``FRAME_FILE_KEYS``) of a session."""
         valid = np.ones(len(recs), dtype=bool)
         if not self.check_files:
             return valid
         for i, rec in enumerate(recs):
-            for key in ('occ_path', 'pose_path'):
+            for key in self.FRAME_FILE_KEYS:
                 path = self._abs(rec[key])
                 if osp.isfile(path):
                     continue

@@ -60,8 +60,17 @@ UAVSCENES_TO_AERIALWORLD = {
     'unnamed_22': 'other', 'unnamed_23': 'other', 'unnamed_25': 'other',
 }
 
+#: Occ3D-nuScenes semantic classes in label order (the OccWorld release uses the same order);
+#: ``free`` (17) is last, as in our convention (DESIGN.md §4).
+OCC3D_NUSCENES_CLASSES = (
+    'others', 'barrier', 'bicycle', 'bus', 'car', 'construction_vehicle', 'motorcycle',
+    'pedestrian', 'traffic_cone', 'trailer', 'truck', 'driveable_surface', 'other_flat',
+    'sidewalk', 'terrain', 'manmade', 'vegetation', 'free')
+OCC3D_FREE_LABEL = len(OCC3D_NUSCENES_CLASSES) - 1  # 17
+
 assert set(UAVSCENES_TO_AERIALWORLD) == set(UAVSCENES_CLASSES.values())
 assert set(UAVSCENES_TO_AERIALWORLD.values()) <= set(PLATEAU_CLASSES) - {'free'}
 
 __all__ = ['PLATEAU_CLASSES', 'PLATEAU_FREE_LABEL', 'PLATEAU_NUM_CLASSES', 'PLATEAU_PALETTE',
-           'UAVSCENES_CLASSES', 'UAVSCENES_TO_AERIALWORLD']
+           'UAVSCENES_CLASSES', 'UAVSCENES_TO_AERIALWORLD', 'OCC3D_NUSCENES_CLASSES',
+           'OCC3D_FREE_LABEL']

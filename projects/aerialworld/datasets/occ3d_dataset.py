@@ -31,14 +31,10 @@ from mmcv.transforms import BaseTransform
 
 from projects.registry import DATASETS, TRANSFORMS
 from .aerialworld_dataset import AerialWorldDataset
+from .classes import OCC3D_FREE_LABEL, OCC3D_NUSCENES_CLASSES
 
-#: Occ3D-nuScenes classes in label order (``free`` = 17 is last); same tuple as
-#: ``projects.aerialworld.models.occworld_compat.OCC3D_NUSCENES_CLASSES``.
-OCC3D_CLASSES = (
-    'others', 'barrier', 'bicycle', 'bus', 'car', 'construction_vehicle', 'motorcycle',
-    'pedestrian', 'traffic_cone', 'trailer', 'truck', 'driveable_surface', 'other_flat',
-    'sidewalk', 'terrain', 'manmade', 'vegetation', 'free')
-OCC3D_FREE_LABEL = 17
+#: Occ3D-nuScenes classes in label order (``free`` = 17 is last).
+OCC3D_CLASSES = OCC3D_NUSCENES_CLASSES
 OCC3D_GRID_SIZE = (200, 200, 16)
 OCC3D_POINT_CLOUD_RANGE = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
 OCC3D_VOXEL_SIZE = (0.4, 0.4, 0.4)
@@ -58,6 +54,8 @@ class Occ3DDataset(AerialWorldDataset):
         ValueError: a record lacks ``pose_13d`` or it is not 13 finite values (names
             ``ann_file``, the scene and the frame).
     """
+    #: Poses live in the index, so only the label files must exist.
+    FRAME_FILE_KEYS = ('occ_path', )
 
     def _group_sessions(self, raw: List[dict]):
         recs = [dict(r, pose_path=r.get('pose_path')) if isinstance(r, dict) else r
@@ -74,20 +72,6 @@ class Occ3DDataset(AerialWorldDataset):
                 self._index_poses[(session, int(r['frame_idx']))] = (
                     pose.astype(np.float32), str(r.get('token', '')))
         return groups
-
-    def _frame_valid(self, session: str, recs: List[dict]) -> np.ndarray:
-        valid = np.ones(len(recs), dtype=bool)
-        if not self.check_files:
-            return valid
-        for i, rec in enumerate(recs):
-            path = self._abs(rec['occ_path'])
-            if osp.isfile(path):
-                continue
-            if not self.skip_invalid:
-                raise FileNotFoundError(f'{self.ann_file}: occ_path of scene {session!r} '
-                                        f'frame {rec["frame_idx"]} not found: {path}')
-            valid[i] = False
-        return valid
 
     def load_data_list(self) -> List[dict]:
         """Windows of :class:`AerialWorldDataset` plus ``index_poses`` and ``tokens``."""

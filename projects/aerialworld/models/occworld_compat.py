@@ -44,17 +44,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from projects.aerialworld.datasets.classes import OCC3D_FREE_LABEL, OCC3D_NUSCENES_CLASSES
 from .vqvae import AttnBlock2d
 
-#: Occ3D-nuScenes semantic classes in OccWorld's label order; ``free`` (17) is last, as in
-#: our convention (DESIGN.md §4).
-OCC3D_NUSCENES_CLASSES = (
-    'others', 'barrier', 'bicycle', 'bus', 'car', 'construction_vehicle', 'motorcycle',
-    'pedestrian', 'traffic_cone', 'trailer', 'truck', 'driveable_surface', 'other_flat',
-    'sidewalk', 'terrain', 'manmade', 'vegetation', 'free')
-
-#: Free label of the release.
-OCCWORLD_FREE_LABEL = 17
+#: Free label of the release (Occ3D's).
+OCCWORLD_FREE_LABEL = OCC3D_FREE_LABEL
 
 #: Occupancy grid of the release (Occ3D-nuScenes, 0.4 m voxels).
 OCCWORLD_GRID = (200, 200, 16)

@@ -5,6 +5,7 @@ Every writer goes through a hidden temporary file in the destination folder and
 never leaves a truncated file under the final name, and readers see either the old or the
 new file.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -13,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ['atomic_write', 'save_npz_atomic', 'save_npy_atomic', 'save_json_atomic']
+__all__ = ['atomic_write', 'save_npz_atomic', 'save_npy_atomic', 'save_json_atomic',
+           'sha256_file']
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -63,3 +65,12 @@ def save_json_atomic(path: str, obj: Any, **dump_kwargs) -> None:
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(obj, f, **dump_kwargs)
     atomic_write(path, _write)
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks (config hashes of converters)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
