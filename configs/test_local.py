@@ -27,6 +27,11 @@ optim_wrapper = dict(optimizer=dict(lr=2e-3))
 # keeps reconstruction IoU high enough for forecasting to beat copying the last frame.
 model = dict(
     tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
+    # Copy-through decoding of the rollout: the last observed frame warped by the predicted
+    # ego motion (the PLATEAU city is static) where it covers the new grid, observed voxels
+    # for tokens predicted unchanged, the VQ decoder for the rest. The table's
+    # 'decoded only' rows are the plain OccWorld decoding of the same tokens.
+    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground'),
     # Cosine codebook with 16-d codes (ViT-VQGAN's factorised l2-normalised lookup) keeps
     # more codes alive; no encoder attention: on 25 x 25 tokens it only adds scene context
     # that the few training sessions let it memorise.

@@ -17,7 +17,11 @@ for Autonomous Driving", arXiv:2311.16038, 2023) in two stages, selected by ``tr
 Evaluation (``mode='predict'``) rolls the world model out autoregressively from the
 ``num_history`` history frames for ``num_future`` steps and returns the fields of
 ``docs/aerialworld_data_and_model_contract.md``; :meth:`AerialWorld.predict_with_plan` rolls
-out along a given (planned) future pose sequence instead of the predicted ego motion.
+out along a given (planned) future pose sequence instead of the predicted ego motion. With
+``copy_decode`` the rolled-out tokens are turned into voxels by copy-through decoding (see
+:meth:`AerialWorld.copy_through_decode`): the static part of the last observed frame is warped
+by the predicted ego motion, and tokens the model predicts unchanged keep their observed
+voxels, so only new content goes through the lossy VQ decoder.
 
 Pose branch (``pose_mode``): ``'planar4'`` predicts the 4-D per-step motion
 ``[dx, dy, dz, dyaw]``; ``'6dof'`` the 13-D 6-DoF motion of
@@ -36,10 +40,12 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from projects.common.structures.pose import ego_motion_from_poses
+from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
+from projects.common.structures.pose import accumulate_ego_motion, ego_motion_from_poses
 from projects.common.structures.pose6dof import (MOTION_6DOF_DIM, compose_ego_motion_6dof,
                                                  ego_motion_6dof_from_poses,
-                                                 frame_motion_6dof, identity_motion_6dof)
+                                                 frame_motion_6dof, identity_motion_6dof,
+                                                 planar_from_motion_6dof)
 from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import MODELS
 
@@ -127,6 +133,13 @@ class AerialWorld(BaseModel):
             ``'all'`` (targets ``1 .. T-1``) or ``'none'``. Defaults to ``'future'``.
         tokenizer_frames (int, optional): In the tokenizer stage, reconstruct only this many
             randomly chosen frames of each window (saves compute). Defaults to None (all).
+        copy_decode (dict, optional): Copy-through decoding of rollouts (None, the default,
+            decodes every predicted token with the VQ decoder, as OccWorld does). Keys:
+            ``point_cloud_range`` (6 floats, metres; required: the grid's extent in the ego
+            frame), ``z_reference`` (``'ground'``, default: z is height above a fixed datum
+            and the warp is planar; ``'ego'``: z moves with the ego), ``static_classes``
+            (class ids that do not move, default None: all; free counts as static) and
+            ``same_position`` (default True). See :meth:`copy_through_decode`.
         tokenizer_ckpt (str, optional): Stage-1 checkpoint to load the tokenizer from (keys
             ``tokenizer.*`` of an AerialWorld checkpoint, optionally under ``state_dict`` and
             with a ``module.`` prefix, or a bare tokenizer state dict).
@@ -161,6 +174,7 @@ class AerialWorld(BaseModel):
                  loss_vel: Optional[dict] = None,
                  world_occ_loss_frames: str = 'future',
                  tokenizer_frames: Optional[int] = None,
+                 copy_decode: Optional[dict] = None,
                  tokenizer_ckpt: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = dict(
                      type='OccupancyDataPreprocessor'),
@@ -251,11 +265,60 @@ class AerialWorld(BaseModel):
         self.loss_rot = _build(loss_rot)
         self.loss_vel = _build(loss_vel)
 
+        self.copy_decode = self._check_copy_decode(copy_decode)
+        if self.copy_decode is not None and self.copy_decode['static_classes'] is not None:
+            dynamic = torch.ones(256, dtype=torch.bool)
+            dynamic[list(self.copy_decode['static_classes']) + [free]] = False
+            self.register_buffer('_dynamic_lut', dynamic, persistent=False)
+        else:
+            self._dynamic_lut = None
+
         self.tokenizer_ckpt = tokenizer_ckpt
         if tokenizer_ckpt:
             self.load_tokenizer_checkpoint(tokenizer_ckpt)
         self.train_stage = train_stage
         self.set_stage(train_stage)
+
+    def _check_copy_decode(self, cfg: Optional[dict]) -> Optional[dict]:
+        """Validate the ``copy_decode`` config and fill in its defaults.
+
+        Args:
+            cfg (dict, optional): See the class docstring.
+
+        Returns:
+            dict | None: Normalised config.
+
+        Raises:
+            ValueError: On unknown keys, a missing or malformed ``point_cloud_range``, an
+                unknown ``z_reference`` or class ids outside ``[0, num_classes)``.
+        """
+        if cfg is None:
+            return None
+        cfg = dict(cfg)
+        known = {'point_cloud_range', 'z_reference', 'static_classes', 'same_position'}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f'copy_decode: unknown keys {sorted(unknown)} (known: '
+                             f'{sorted(known)})')
+        rng = cfg.get('point_cloud_range')
+        if rng is None or len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
+            raise ValueError('copy_decode.point_cloud_range must be [x_min, y_min, z_min, '
+                             f'x_max, y_max, z_max] (m) with max > min, got {rng}')
+        cfg['point_cloud_range'] = [float(v) for v in rng]
+        cfg.setdefault('z_reference', 'ground')
+        if cfg['z_reference'] not in Z_REFERENCES:
+            raise ValueError(f'copy_decode.z_reference must be one of {Z_REFERENCES}, got '
+                             f'{cfg["z_reference"]!r}')
+        static = cfg.setdefault('static_classes', None)
+        if static is not None:
+            static = [int(c) for c in static]
+            bad = [c for c in static if not 0 <= c < self.num_classes]
+            if bad:
+                raise ValueError(f'copy_decode.static_classes has ids {bad} outside [0, '
+                                 f'{self.num_classes})')
+            cfg['static_classes'] = static
+        cfg['same_position'] = bool(cfg.setdefault('same_position', True))
+        return cfg
 
     # ------------------------------------------------------------------ stages
     def set_stage(self, stage: str) -> None:
@@ -591,6 +654,90 @@ class AerialWorld(BaseModel):
                   for f in range(tokens.shape[1])]
         return torch.stack(frames, dim=1)
 
+    @torch.no_grad()
+    def copy_through_decode(self, occ_last: torch.Tensor, tokens_last: torch.Tensor,
+                            tokens: torch.Tensor, decoded: torch.Tensor,
+                            motion: torch.Tensor) -> torch.Tensor:
+        """Turn rolled-out tokens into voxels, copying what the model predicts unchanged.
+
+        A VQ decoder reconstructs even an unchanged scene only approximately (the codebook
+        is lossy), so decoding every forecast token throws away detail the model already
+        observed. Per future step ``f`` (all relative to the last history frame):
+
+        1. *Static warp* (ego-pose warping of static voxels, as in DFIT-OccWorld, Zhang et
+           al., arXiv:2412.13772, 2024): every voxel whose centre, moved by the model's
+           accumulated ego motion, falls inside the last observed grid takes that voxel's
+           label (:func:`~projects.common.structures.occupancy_warp.warp_occupancy`), unless
+           the source label or the decoded label is a dynamic class (not in
+           ``copy_decode.static_classes``).
+        2. *Same-position copy* (``same_position=True``): outside the warped part (space
+           the ego had not seen from there), a token the model predicts with the same code
+           as the last frame's token at the same ego-relative position keeps the last
+           frame's voxels of that token (a copy mechanism in voxel space, cf. CopyNet, Gu
+           et al. 2016).
+        3. Everything else comes from the VQ decoder (``decoded``).
+
+        Args:
+            occ_last (torch.Tensor): ``(B, X, Y, Z)`` uint8 labels of the last history frame.
+            tokens_last (torch.Tensor): ``(B, h, w)`` long codes of that frame.
+            tokens (torch.Tensor): ``(B, F, h, w)`` long predicted codes.
+            decoded (torch.Tensor): ``(B, F, X, Y, Z)`` uint8 decoder output of ``tokens``.
+            motion (torch.Tensor): ``(B, F, D)`` predicted (or planned) per-step ego motion
+                (``D`` = 4 ``[dx, dy, dz, dyaw]`` or 13 for ``pose_mode='6dof'``; metres,
+                radians).
+
+        Returns:
+            torch.Tensor: ``(B, F, X, Y, Z)`` uint8 labels.
+
+        Raises:
+            RuntimeError: If the model was built without ``copy_decode``.
+        """
+        cfg = self.copy_decode
+        if cfg is None:
+            raise RuntimeError('AerialWorld.copy_through_decode needs copy_decode in the '
+                               'model config')
+        planar = motion.float() if self.pose_dims == 4 else \
+            planar_from_motion_6dof(motion.float())
+        rel = accumulate_ego_motion(planar)  # (B, F, 4) [x, y, z, yaw] in the last frame
+        x, y = occ_last.shape[1:3]
+        stride = self.tokenizer.stride
+        frames = []
+        for f in range(tokens.shape[1]):
+            out = decoded[:, f]
+            if cfg['same_position']:
+                same = (tokens[:, f] == tokens_last).repeat_interleave(stride, 1)
+                same = same.repeat_interleave(stride, 2)[:, :x, :y, None]
+                out = torch.where(same, occ_last, out)
+            warped, use_warp = warp_occupancy(occ_last, rel[:, f], cfg['point_cloud_range'],
+                                              self.free_label, cfg['z_reference'])
+            if self._dynamic_lut is not None:
+                use_warp = use_warp & ~self._dynamic_lut[warped.long()] & \
+                    ~self._dynamic_lut[decoded[:, f].long()]
+            frames.append(torch.where(use_warp, warped, out))
+        return torch.stack(frames, dim=1)
+
+    def _forecast_fields(self, occ_history: torch.Tensor, tokens: torch.Tensor,
+                         motion: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``pred_occ`` of a rollout (and ``decoded_pred_occ`` with ``copy_decode``).
+
+        Args:
+            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` uint8 history.
+            tokens (torch.Tensor): ``(B, F, h, w)`` predicted codes.
+            motion (torch.Tensor): ``(B, F, D)`` predicted / planned ego motion.
+
+        Returns:
+            dict[str, torch.Tensor]: ``pred_occ`` ``(B, F, X, Y, Z)`` uint8 and, with
+            ``copy_decode``, ``decoded_pred_occ`` (the plain VQ-decoded forecast).
+        """
+        decoded = self._decode_tokens(tokens)
+        if self.copy_decode is None:
+            return dict(pred_occ=decoded)
+        last = occ_history[:, -1]
+        tokens_last = self._tokenize_sequence(last[:, None])[:, 0]
+        pred = self.copy_through_decode(last.to(torch.uint8), tokens_last, tokens, decoded,
+                                        motion)
+        return dict(pred_occ=pred, decoded_pred_occ=decoded)
+
     def _pack_results(self, data_samples, fields: Dict[str, torch.Tensor], source: str,
                       extra_meta: Optional[dict] = None) -> List[BaseDataElement]:
         """One ``BaseDataElement`` per sample with CPU copies of ``fields`` (batch first)."""
@@ -633,6 +780,9 @@ class AerialWorld(BaseModel):
             ``baseline_occ`` uint8 ``(F, X, Y, Z)`` and ``pred_ego_motion``,
             ``gt_ego_motion``, ``baseline_ego_motion`` float32 ``(F, D)`` (``D`` = 4 for
             ``'planar4'``, 13 for ``'6dof'``; the baseline repeats the last history step).
+            With ``copy_decode`` (world / joint stage) ``pred_occ`` is the copy-through
+            decoded forecast and ``decoded_pred_occ`` uint8 ``(F, X, Y, Z)`` the plain VQ
+            decoding of the same tokens.
 
         Raises:
             ValueError: If the window is shorter than ``num_history + num_future``.
@@ -652,15 +802,15 @@ class AerialWorld(BaseModel):
         baseline_occ = occ[:, hist - 1:hist].expand(b, fut, *occ.shape[2:])
         if self.train_stage == 'tokenizer':
             source = 'reconstruction'
-            tokens = self._tokenize_sequence(gt_occ)
+            pred = dict(pred_occ=self._decode_tokens(self._tokenize_sequence(gt_occ)))
             pred_motion = baseline_motion
         else:
             source = 'rollout'
             tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
-        pred_occ = self._decode_tokens(tokens)
+            pred = self._forecast_fields(occ[:, :hist], tokens, pred_motion)
         return self._pack_results(
             data_samples,
-            dict(pred_occ=pred_occ, gt_occ=gt_occ, baseline_occ=baseline_occ,
+            dict(**pred, gt_occ=gt_occ, baseline_occ=baseline_occ,
                  pred_ego_motion=pred_motion, gt_ego_motion=gt_motion,
                  baseline_ego_motion=baseline_motion), source)
 
@@ -691,7 +841,8 @@ class AerialWorld(BaseModel):
         Returns:
             list[BaseDataElement]: One per sample with ``pred_occ`` uint8 ``(F, X, Y, Z)``,
             ``pred_ego_motion`` float32 ``(F, D)`` (the planned motion), ``planned_poses``
-            float32 ``(F, 13)`` and, when available, ``gt_occ`` / ``gt_ego_motion``;
+            float32 ``(F, 13)``, ``decoded_pred_occ`` with ``copy_decode`` (see
+            :meth:`predict`) and, when available, ``gt_occ`` / ``gt_ego_motion``;
             ``metainfo['pred_source'] = 'plan'``.
 
         Raises:
@@ -723,8 +874,8 @@ class AerialWorld(BaseModel):
         planned_motion = self._step_motion(torch.cat([poses[:, hist - 1:hist], plan], dim=1))
         tokens, _ = self.rollout(occ[:, :hist], frame_motion, fut,
                                  planned_motion=planned_motion)
-        fields = dict(pred_occ=self._decode_tokens(tokens), pred_ego_motion=planned_motion,
-                      planned_poses=plan)
+        fields = dict(**self._forecast_fields(occ[:, :hist], tokens, planned_motion),
+                      pred_ego_motion=planned_motion, planned_poses=plan)
         if t >= hist + fut:
             fields['gt_occ'] = occ[:, hist:hist + fut]
             fields['gt_ego_motion'] = self._step_motion(poses)[:, hist - 1:hist - 1 + fut]

@@ -5,6 +5,9 @@ dict per sample, see ``docs/aerialworld_data_and_model_contract.md``):
 
 * ``pred_occ``, ``gt_occ`` and (with ``eval_baseline``) ``baseline_occ``:
   integer ``(F, X, Y, Z)`` labels;
+* optionally ``decoded_pred_occ`` (same shape): the plain VQ-decoded
+  forecast of a model with copy-through decoding, reported as its own
+  source so the gain of the copy can be told from the tokens' own quality;
 * optionally ``pred_ego_motion``, ``gt_ego_motion``,
   ``baseline_ego_motion``: float ``(F, 4)`` per-step ego motion
   ``[dx, dy, dz, dyaw]`` (metres, radians) of frame t in frame t-1's
@@ -28,6 +31,8 @@ from projects.common.structures.pose6dof import (MOTION_6DOF_DIM,
                                                  compose_ego_motion_6dof)
 from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import METRICS
+
+DECODED_LABEL = 'decoded only'
 
 
 def accumulate_ego_motion(motions: np.ndarray) -> np.ndarray:
@@ -107,7 +112,9 @@ class OccupancyMetric(BaseMetric):
       over steps;
     * ``IoU/<class>``: per-class IoU at the last step;
     * the same with a ``baseline/`` prefix for ``baseline_occ`` and
-      ``baseline_ego_motion`` (copy-last-frame / constant velocity).
+      ``baseline_ego_motion`` (copy-last-frame / constant velocity);
+    * when every sample has ``decoded_pred_occ``, the occupancy metrics of
+      it with a ``decoded/`` prefix (table source ``'decoded only'``).
 
     IoU values are percentages (0-100, as in OccWorld / Occ3D); pose errors
     are metres. A value with an empty denominator is ``nan``. Voxels whose
@@ -286,6 +293,10 @@ class OccupancyMetric(BaseMetric):
                                    "data sample lacks 'baseline_occ'")
                 result['base_cm'] = self._confusion(base, gt, valid,
                                                     'baseline_occ')
+            decoded = _field(sample, 'decoded_pred_occ')
+            if decoded is not None:
+                result['dec_cm'] = self._confusion(decoded, gt, valid,
+                                                   'decoded_pred_occ')
             gt_motion = _field(sample, 'gt_ego_motion')
             if gt_motion is not None:
                 gt_motion = _to_numpy(gt_motion).astype(np.float64)
@@ -353,6 +364,8 @@ class OccupancyMetric(BaseMetric):
         table_rows = {}
         per_class_rows = {}
         sources = [('', 'cm', 'pose_err', 'rot_err', 'model')]
+        if all('dec_cm' in r for r in results):
+            sources.append(('decoded/', 'dec_cm', None, None, DECODED_LABEL))
         if self.eval_baseline:
             sources.append(('baseline/', 'base_cm', 'base_pose_err',
                             'base_rot_err', 'baseline'))
@@ -374,7 +387,7 @@ class OccupancyMetric(BaseMetric):
                 per_class_rows[(cname, label)] = list(ious['cls_iou'][:, c]) + [
                     self._nanmean(ious['cls_iou'][:, c])
                 ]
-            errs = [r[pose_key] for r in results if pose_key in r]
+            errs = [r[pose_key] for r in results if pose_key in r] if pose_key else []
             if errs:
                 err = np.mean(np.stack(errs, axis=0), axis=0)  # (F,)
                 for t in range(F):
@@ -384,7 +397,7 @@ class OccupancyMetric(BaseMetric):
                 table_rows[('pose L2 [m]', label)] = list(err) + [
                     float(err.mean())
                 ]
-            rots = [r[rot_key] for r in results if rot_key in r]
+            rots = [r[rot_key] for r in results if rot_key in r] if rot_key else []
             if rots:
                 rot = np.mean(np.stack(rots, axis=0), axis=0)  # (F,)
                 for t in range(F):
@@ -405,7 +418,7 @@ class OccupancyMetric(BaseMetric):
         header = ['metric', 'source'] + [f't={t + 1}' for t in range(F)] + \
             ['mean']
         data = [header]
-        labels = ('model', 'baseline')
+        labels = ('model', DECODED_LABEL, 'baseline')
         # Model and baseline rows of each metric next to each other.
         for name in ('IoU', 'mIoU', 'pose L2 [m]', 'rot err [deg]'):
             for label in labels:
