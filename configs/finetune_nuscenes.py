@@ -46,6 +46,11 @@ model = dict(
     num_future=6,
     train_stage='tokenizer',
     tokenizer_frames=4,
+    # Copy-through decoding of rollouts: only the static classes (barrier, traffic cone and
+    # the surfaces / manmade / vegetation, ids 1, 8, 11-16) are warped by the ego motion;
+    # vehicles, pedestrians and 'others' come from the VQ decoder. Occ3D's z moves with the ego.
+    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ego',
+                     static_classes=[1, 8, 11, 12, 13, 14, 15, 16]),
     tokenizer=dict(
         num_classes=num_classes, free_label=free_label, grid_size=grid_size,
         class_embed_dim=8, z_reduction=1, base_channels=64, channel_mults=(1, 2, 4),

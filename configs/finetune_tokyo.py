@@ -22,11 +22,13 @@ param_scheduler = [
 ]
 model = dict(
     tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
+    # Copy-through decoding of rollouts (static city, ground-referenced z; see test_local.py).
+    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground'),
     tokenizer=dict(z_reduction=4, z_embed_dim=8, base_channels=64, channel_mults=(1, 2, 4),
                    num_res_blocks=2, num_codes=512, code_dim=128, with_cp=True),
     # Motion-compensated copy prior (see configs/test_local.py).
     transformer=dict(d_model=128, num_blocks=4, num_heads=8, max_frames=10,
-                     spatial_scales=(1, 2, 4), copy_prior=6.0,
+                     spatial_scales=(1, 2, 4), copy_prior=6.0, pose_residual=True,
                      copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
                                       point_cloud_range[3], point_cloud_range[4]]))
 train_dataloader = dict(batch_size=1, num_workers=2)

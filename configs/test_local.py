@@ -41,9 +41,11 @@ model = dict(
     # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts
     # the scene) and ~1.5x cheaper than attention on 25 x 25 tokens on a CPU.
     # Motion-compensated copy prior: start from "the static world seen from the moved ego"
-    # and learn what else changes (see OccWorldTransformer.copy_warp_range).
+    # and learn what else changes (see OccWorldTransformer.copy_warp_range); the pose branch
+    # likewise starts at constant velocity and learns corrections (pose_residual).
     transformer=dict(d_model=128, num_blocks=3, num_heads=4, max_frames=10,
                      spatial_scales=(1, 2), spatial_mode='conv', copy_prior=6.0,
+                     pose_residual=True,
                      copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
                                       point_cloud_range[3], point_cloud_range[4]]))
 

@@ -109,6 +109,31 @@ def test_hand_computed_values_and_table(monkeypatch):
         assert word in table
 
 
+def test_decoded_prediction_is_its_own_source(monkeypatch):
+    # decoded_pred_occ = the baseline volumes: its rows must equal the baseline's numbers
+    logged = []
+    monkeypatch.setattr(om, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    metric = _metric()
+    samples = _samples()
+    for sample in samples:
+        sample['decoded_pred_occ'] = torch.from_numpy(BASE.copy())
+    metric.process({}, samples)
+    metrics = metric.evaluate(size=2)
+    _check(metrics, EXPECTED)
+    for key in ('IoU@1', 'IoU@2', 'mIoU@2', 'IoU/a', 'IoU/b'):
+        assert metrics[f'decoded/{key}'] == pytest.approx(
+            EXPECTED[f'baseline/{key}'])
+    assert not any(k.startswith('decoded/pose') for k in metrics)
+    assert om.DECODED_LABEL in logged[0]
+    # without the field in every sample there is no decoded source
+    metric = _metric()
+    samples = _samples()
+    samples[0]['decoded_pred_occ'] = torch.from_numpy(BASE.copy())
+    metric.process({}, samples)
+    assert not any(k.startswith('decoded/') for k in metric.evaluate(size=2))
+
+
 def test_results_are_compact_and_picklable():
     import pickle
     metric = _metric()

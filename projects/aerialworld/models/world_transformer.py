@@ -24,7 +24,8 @@ from mmengine.model import BaseModule
 
 from projects.common.structures.pose6dof import MOTION_6DOF_DIM, planar_from_motion_6dof
 from projects.common.structures.rotation import (matrix_to_quat, quat_canonical,
-                                                 quat_normalize, rotation_6d_to_matrix)
+                                                 quat_multiply, quat_normalize,
+                                                 rotation_6d_to_matrix)
 from projects.registry import MODELS
 
 POSE_DIMS = (4, MOTION_6DOF_DIM)
@@ -206,6 +207,13 @@ class OccWorldTransformer(BaseModule):
             (:func:`~projects.common.structures.pose6dof.planar_from_motion_6dof`). The
             motion is ``next_motion`` when given
             (teacher forcing) else the model's own predicted motion (detached).
+        pose_residual (bool): Predict the next ego motion as a correction of the frame's
+            own input motion (a constant-velocity prior for the pose branch, the pose
+            counterpart of ``copy_prior``): 4-D ``motion_{t+1} = motion_t + head``; 6-DoF
+            translation and velocities add, the rotation is ``q_t (x) q_head``. The head's
+            last layer starts at zero, so the untrained branch is the constant-velocity
+            baseline and training learns turns and accelerations. Defaults to False (the
+            head predicts the motion itself, as in OccWorld).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -231,6 +239,7 @@ class OccWorldTransformer(BaseModule):
                  dropout: float = 0.0,
                  copy_prior: Optional[float] = None,
                  copy_warp_range: Optional[Sequence[float]] = None,
+                 pose_residual: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if token_embed not in ('table', 'codebook'):
@@ -277,6 +286,10 @@ class OccWorldTransformer(BaseModule):
         self.pose_decoder = nn.Sequential(
             nn.Linear(self.d_model, pose_hidden), nn.GELU(),
             nn.Linear(pose_hidden, pose_out))
+        self.pose_residual = bool(pose_residual)
+        if self.pose_residual:  # start at the constant-velocity prior
+            nn.init.zeros_(self.pose_decoder[-1].weight)
+            nn.init.zeros_(self.pose_decoder[-1].bias)
         # Copy prior: a learnable logit bonus for "same code as now" at every position.
         self.copy_logit = (nn.Parameter(torch.tensor(float(copy_prior)))
                            if copy_prior is not None else None)
@@ -312,6 +325,27 @@ class OccWorldTransformer(BaseModule):
         else:
             quat = quat_canonical(quat_normalize(rot + rot.new_tensor([1.0, 0.0, 0.0, 0.0])))
         return torch.cat([trans, quat, vel], dim=-1)
+
+    def residual_motion(self, motion: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """Next ego motion as a correction of the current one (``pose_residual``).
+
+        Args:
+            motion (torch.Tensor): ``(..., pose_dims)`` input motion of frame ``t`` (relative
+                to ``t - 1``); a zero 6-DoF quaternion (no motion given) counts as identity.
+            raw (torch.Tensor): ``(..., P)`` pose-decoder output (see :meth:`decode_motion`).
+
+        Returns:
+            torch.Tensor: ``(..., pose_dims)`` motion of frame ``t + 1`` relative to ``t``.
+        """
+        delta = self.decode_motion(raw)
+        if self.pose_dims == 4:
+            return motion + delta
+        quat = motion[..., 3:7]
+        ident = quat.new_tensor([1.0, 0.0, 0.0, 0.0])
+        quat = torch.where(quat.norm(dim=-1, keepdim=True) < 1e-6, ident, quat_normalize(quat))
+        rot = quat_canonical(quat_normalize(quat_multiply(quat, delta[..., 3:7])))
+        return torch.cat([motion[..., :3] + delta[..., :3], rot,
+                          motion[..., 7:] + delta[..., 7:]], dim=-1)
 
     def _warp_source(self, next_motion: torch.Tensor):
         """Token index in frame ``t`` seen by each token of frame ``t + 1``.
@@ -394,7 +428,9 @@ class OccWorldTransformer(BaseModule):
             x = block(x)
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
-        motion = self.decode_motion(self.pose_decoder(x.mean(dim=(2, 3))))
+        raw = self.pose_decoder(x.mean(dim=(2, 3)))
+        motion = (self.residual_motion(ego_motion.to(raw.dtype), raw) if self.pose_residual
+                  else self.decode_motion(raw))
         if self.copy_logit is not None:
             h, w = self.token_grid
             if self.copy_warp_range is None:
