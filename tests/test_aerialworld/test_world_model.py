@@ -225,3 +225,41 @@ def test_motion_compensated_copy_prior_shifts_tokens_with_ego_motion():
     # without next_motion the model's own (detached) motion prediction is used
     logits, motion = model(tokens, torch.zeros(1, 2, 4))
     assert logits.shape == (1, 2, 32, 4, 5) and motion.shape == (1, 2, 4)
+
+
+@pytest.mark.parametrize('pose_dims', [4, 13])
+def test_pose_residual_starts_at_constant_velocity_and_learns(pose_dims):
+    from projects.common.structures.rotation import quat_from_yaw
+    torch.manual_seed(0)
+    net = _transformer(pose_dims=pose_dims, pose_residual=True).train()
+    tokens = torch.randint(0, 32, (2, 4, 5, 5))
+    if pose_dims == 4:
+        motion = torch.randn(2, 4, 4)
+    else:
+        motion = torch.cat([torch.randn(2, 4, 3), quat_from_yaw(torch.rand(2, 4) - 0.5),
+                            torch.randn(2, 4, 6)], dim=-1)
+    _, pred = net(tokens, motion)
+    # untrained: the next motion is the frame's own motion (constant velocity)
+    assert torch.allclose(pred, motion, atol=1e-6)
+    # a 6-DoF frame without motion (zero quaternion) counts as the identity rotation
+    if pose_dims == 13:
+        still = torch.zeros(2, 4, 13)
+        _, pred0 = net(tokens, still)
+        assert torch.allclose(pred0[..., 3:7], torch.tensor([1.0, 0, 0, 0]).expand(2, 4, 4))
+    # causal: later motions do not change earlier predictions
+    later = motion.clone()
+    later[:, 2:, :3] += 1.0
+    _, pred_later = net(tokens, later)
+    assert torch.equal(pred_later[:, :2], pred[:, :2])
+    # the correction is learnable: fit a constant acceleration of +0.5 m in dx
+    target = motion.clone()
+    target[..., 0] += 0.5
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        _, out = net(tokens, motion)
+        loss = (out[..., :3] - target[..., :3]).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, out = net(tokens, motion)
+    assert (out[..., 0] - target[..., 0]).abs().mean() < 0.1
