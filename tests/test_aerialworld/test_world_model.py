@@ -263,3 +263,19 @@ def test_pose_residual_starts_at_constant_velocity_and_learns(pose_dims):
         opt.step()
     _, out = net(tokens, motion)
     assert (out[..., 0] - target[..., 0]).abs().mean() < 0.1
+
+
+def test_pose_residual_leaves_the_first_frame_out_of_the_pose_loss(monkeypatch):
+    seen = {}
+    for residual in (False, True):
+        transformer = dict(TINY_TRANSFORMER, pose_residual=residual)
+        model = MODELS.build(tiny_model_cfg(train_stage='world', transformer=transformer))
+        calls = []
+        orig = model._pose_losses
+        monkeypatch.setattr(model, '_pose_losses',
+                            lambda pred, gt: calls.append((pred.shape, gt.shape)) or
+                            orig(pred, gt))
+        model.loss(synthetic_batch(batch=2, frames=4))
+        seen[residual] = calls[0]
+    assert seen[False] == ((2, 3, 4), (2, 3, 4))  # frames 0..2 predict motions 1..3
+    assert seen[True] == ((2, 2, 4), (2, 2, 4))  # frame 0 has no motion to continue

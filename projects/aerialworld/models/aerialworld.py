@@ -513,7 +513,11 @@ class AerialWorld(BaseModel):
         with torch.no_grad():
             losses['acc_token'] = (pred_logits.argmax(2) == target).float().mean()
             losses['acc_token_copy_last'] = (tokens[:, :-1] == target).float().mean()
-        losses.update(self._pose_losses(motion_pred[:, :-1], motion_gt))
+        # With a constant-velocity pose prior the first frame has no motion to continue
+        # (its input motion is zero / identity): supervising it would teach the correction
+        # head to produce whole motions from scene features, so it is left out.
+        first = 1 if self.transformer.pose_residual and t > 2 else 0
+        losses.update(self._pose_losses(motion_pred[:, first:-1], motion_gt[:, first:]))
         if self.world_occ_loss_frames != 'none':
             start = max(self.num_history - 1, 0) if self.world_occ_loss_frames == 'future' \
                 else 0

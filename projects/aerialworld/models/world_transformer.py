@@ -212,8 +212,10 @@ class OccWorldTransformer(BaseModule):
             counterpart of ``copy_prior``): 4-D ``motion_{t+1} = motion_t + head``; 6-DoF
             translation and velocities add, the rotation is ``q_t (x) q_head``. The head's
             last layer starts at zero, so the untrained branch is the constant-velocity
-            baseline and training learns turns and accelerations. Defaults to False (the
-            head predicts the motion itself, as in OccWorld).
+            baseline and training learns turns and accelerations (``AerialWorld`` then
+            leaves the first frame, which has no motion to continue, out of the pose loss;
+            use ``num_history >= 2``). Defaults to False (the head predicts the motion
+            itself, as in OccWorld).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
