@@ -13,8 +13,8 @@ voxel_size = [0.8, 0.8, 1.0]
 grid_size = [50, 50, 30]
 num_classes = 7
 
-max_iters = 1500
-switch_iter = 900
+max_iters = 1300
+switch_iter = 800
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
