@@ -14,12 +14,19 @@ grid_size = [50, 50, 30]
 num_classes = 7
 
 max_iters = 1300
-switch_iter = 800
+switch_iter = 900
+# The cosine schedule spans 1500 iterations: the LR path the tokenizer stage was tuned with.
+# Its held-out quality is sensitive to that path (800 tokenizer iterations under a cosine over
+# 1300 left the plain decoded forecast at 57 % instead of 77 % IoU at t=1 on the val
+# sessions). Training stops at
+# 1300, where the LR is down to 4 % of its peak; the world model has converged by then (its
+# forecast at iteration 1250 of the 1500-iteration run was as good as at 1500).
+schedule_iters = 1500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-5, by_epoch=False, begin=0,
-         end=max_iters),
+    dict(type='CosineAnnealingLR', T_max=schedule_iters, eta_min=1e-5, by_epoch=False,
+         begin=0, end=schedule_iters),
 ]
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 
