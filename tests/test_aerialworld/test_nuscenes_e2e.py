@@ -2,12 +2,11 @@
 world model) on the occupancy built from the real nuScenes keyframes (data/nuscenes_occ, built
 by tools/install.sh), then tools/test.py on its checkpoint. The model is shrunk with
 --cfg-options so it runs in well under a minute on a CPU."""
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
+from tool_runner import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'finetune_nuscenes.py')
@@ -33,13 +32,7 @@ SMALL = SMALL_MODEL + LOADERS + [
 ]
 
 
-def _run(args):
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    env.setdefault('OMP_NUM_THREADS', '2')
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+_run = run_tool
 
 
 def test_train_two_iterations_then_test(tmp_path):

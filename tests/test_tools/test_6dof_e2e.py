@@ -6,14 +6,13 @@ no 3-D renders) and dumped to a temporary file, so hooks are found by type rathe
 their position in ``custom_hooks``.
 """
 import glob
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from mmengine.config import Config
+from tool_runner import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -29,19 +28,7 @@ SHRINK_MODEL = dict(
                      pose_hidden=16))
 
 
-def _env():
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', '2')
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
-
-
-def _run(args, timeout=600):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+_run = run_tool
 
 
 def _tiny_config(name, tmp):

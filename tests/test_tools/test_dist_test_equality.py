@@ -12,12 +12,11 @@ statistics) must agree to 1e-6.
 import glob
 import json
 import math
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
+from tool_runner import run_tool, tool_env
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'test_local.py')
@@ -34,21 +33,8 @@ TEST_OPTIONS = [
 pytestmark = pytest.mark.slow
 
 
-def _env(port=None):
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = '1'
-    env['PYTHONUNBUFFERED'] = '1'
-    if port is not None:
-        env['PORT'] = str(port)
-    return env
-
-
 def _run(args, port=None):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(port), capture_output=True, text=True,
-                          timeout=900)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+    return run_tool(args, timeout=900, env=tool_env('1', force_threads=True, port=port))
 
 
 def _final_metrics(work_dir):

@@ -7,15 +7,14 @@ CPU FSDP) trains one iteration on the bundled Tokyo sessions with narrow widths,
 consolidated checkpoint that loads strictly into the non-sharded model, and
 ``tools/test.py configs/worldmodel_tokyo.py`` evaluates it.
 """
-import os
 import os.path as osp
 import socket
-import subprocess
 import sys
 
 import pytest
 import torch
 from mmengine.config import Config
+from tool_runner import run_tool, tool_env
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'worldmodel_tokyo_fsdp.py')
@@ -90,13 +89,7 @@ def _free_port():
 
 
 def _run(args, timeout=600):
-    env = dict(os.environ, PYTHONUNBUFFERED='1', PORT=_free_port())
-    env.setdefault('OMP_NUM_THREADS', '1')
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+    return run_tool(args, timeout=timeout, env=tool_env('1', port=_free_port()))
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import sys
 import time
 
 import pytest
+from tool_runner import run_tool, tool_env
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'test_local.py')
@@ -54,18 +55,11 @@ def _cmd(work_dir, num_workers=0, extra=()):
 
 
 def _env():
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = '1'  # identical float reductions in every run
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
+    return tool_env('1', force_threads=True)  # identical float reductions in every run
 
 
 def _run(args):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=900)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+    return run_tool(args, timeout=900, env=_env())
 
 
 def _train_scalars(work_dir, latest_only=False):

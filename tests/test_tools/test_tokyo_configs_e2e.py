@@ -10,13 +10,12 @@ decoded-occupancy losses, which the ``finetune_tokyo`` world step covers), with
 ``--cfg-options`` on the committed config files, so the configs' own datasets, pipelines, hooks
 and schedules run. About 2.5 minutes on 2 CPU cores.
 """
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 from mmengine.config import Config
+from tool_runner import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA = osp.join(ROOT, 'data', 'tokyo', 'aerialworld_infos_train.pkl')
@@ -40,19 +39,7 @@ SCHEDULE = ['train_cfg.max_iters=2', 'train_cfg.val_interval=1000',
             'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1']
 
 
-def _env():
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', '2')
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
-
-
-def _run(args, timeout=600):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+_run = run_tool
 
 
 def _options(config):

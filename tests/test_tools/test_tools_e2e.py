@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from tool_runner import run_tool, tool_env
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'test_local.py')
@@ -33,19 +34,11 @@ SMALL = [
 ]
 
 
-def _env():
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', '2')
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
+_env = tool_env
 
 
 def _run(args, timeout=900, env=None, **kw):
-    proc = subprocess.run(args, cwd=ROOT, env=env or _env(), capture_output=True, text=True,
-                          timeout=timeout, **kw)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{args} failed ({proc.returncode}):\n{out[-6000:]}'
-    return out
+    return run_tool(args, timeout=timeout, env=env, **kw)
 
 
 @pytest.fixture(scope='module', autouse=True)
