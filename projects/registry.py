@@ -41,9 +41,16 @@ _MODEL_LOCATIONS = [
     'projects.aerialworld.models.data_preprocessor',
     'projects.common.losses.trajectory_losses',
     'projects.drive_distill.models',
+    'projects.lidar_llm.models',
+    'projects.sensor_vla.models',
+    'projects.video_world.models',
 ]
-_DATA_LOCATIONS = ['projects.aerialworld.datasets', 'projects.drive_distill.datasets']
-_TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_distill.transforms']
+_DATA_LOCATIONS = ['projects.aerialworld.datasets', 'projects.drive_distill.datasets',
+                   'projects.lidar_llm.datasets', 'projects.sensor_vla.datasets',
+                   'projects.video_world.datasets']
+_TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_distill.transforms',
+                        'projects.lidar_llm.transforms', 'projects.sensor_vla.transforms',
+                        'projects.video_world.transforms']
 _METRIC_LOCATIONS = ['projects.common.metrics', 'projects.common.metrics.trajectory_metric']
 _HOOK_LOCATIONS = ['projects.common.hooks', 'projects.common.visualization',
                    'projects.aerialworld.datasets']

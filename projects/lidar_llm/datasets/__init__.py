@@ -1,0 +1,1 @@
+"""Datasets of projects.lidar_llm (registered on import)."""

@@ -1,0 +1,1 @@
+"""Models of projects.lidar_llm (registered on import)."""

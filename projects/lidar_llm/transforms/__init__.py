@@ -1,0 +1,1 @@
+"""Transforms of projects.lidar_llm (registered on import)."""

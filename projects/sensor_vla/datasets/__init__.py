@@ -1,0 +1,1 @@
+"""Datasets of projects.sensor_vla (registered on import)."""

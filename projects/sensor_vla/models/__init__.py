@@ -1,0 +1,1 @@
+"""Models of projects.sensor_vla (registered on import)."""

@@ -1,0 +1,1 @@
+"""Transforms of projects.sensor_vla (registered on import)."""

@@ -1,0 +1,1 @@
+"""Datasets of projects.video_world (registered on import)."""

@@ -1,0 +1,1 @@
+"""Models of projects.video_world (registered on import)."""

@@ -1,0 +1,1 @@
+"""Transforms of projects.video_world (registered on import)."""
