@@ -4,10 +4,15 @@ Reads the AerialWorld model's predict output (one ``BaseDataElement`` or
 dict per sample, see ``docs/aerialworld_data_and_model_contract.md``):
 
 * ``pred_occ``, ``gt_occ`` and (with ``eval_baseline``) ``baseline_occ``:
-  integer ``(F, X, Y, Z)`` labels;
+  integer ``(F, X, Y, Z)`` labels (``baseline_occ``, the copy-last
+  forecast, is rebuilt from the window's last history frame when a sample
+  lacks it and the ``data_batch`` carries the window);
 * optionally ``decoded_pred_occ`` (same shape): the plain VQ-decoded
   forecast of a model with copy-through decoding, reported as its own
   source so the gain of the copy can be told from the tokens' own quality;
+* optionally ``planned_poses`` float ``(F, 13)``: the plan of an
+  action-conditioned rollout (``AerialWorld.predict_with_plan``), which adds
+  the planned-pose warp baseline;
 * optionally ``pred_ego_motion``, ``gt_ego_motion``,
   ``baseline_ego_motion``: float ``(F, 4)`` per-step ego motion
   ``[dx, dy, dz, dyaw]`` (metres, radians) of frame t in frame t-1's
@@ -15,24 +20,46 @@ dict per sample, see ``docs/aerialworld_data_and_model_contract.md``):
   (:mod:`projects.common.structures.pose6dof`), which adds the rotation
   error in degrees per step.
 
+The ego-motion warp baselines (:mod:`.occupancy_baselines`) and the split
+into visible / newly revealed voxels need the observed window, read from
+``data_batch['inputs']`` (``occupancy`` ``(T, X, Y, Z)`` and ``poses``
+``(T, 13)`` per sample, as the data loader collated them), and the grid's
+``point_cloud_range`` from the metric's config; the model does not produce
+them.
+
 ``process`` reduces every sample to small int64 / float64 numpy arrays (a
-per-step ``C x C`` confusion matrix and per-step translation errors), so
-``self.results`` never holds volumes and is cheap to gather across ranks.
+per-step ``C x C`` confusion matrix per source and region, and per-step
+translation errors), so ``self.results`` never holds volumes and is cheap to
+gather across ranks; everything else happens in ``compute_metrics``.
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-from terminaltables import AsciiTable
 
+from projects.common.structures.occupancy_warp import Z_REFERENCES
 from projects.common.structures.pose6dof import (MOTION_6DOF_DIM,
                                                  compose_ego_motion_6dof)
 from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import METRICS
+from .occupancy_baselines import (matched_window, true_future_rel_poses,
+                                  visible_mask, window_baselines)
+from .occupancy_table import (CONSTANT_VELOCITY_LABEL, COPY_LAST_LABEL,
+                              DECODED_LABEL, MARGIN, WARP_CV_LABEL,
+                              WARP_PLAN_LABEL, format_occupancy_table)
 
-DECODED_LABEL = 'decoded only'
+# (result key, metric-name prefix, table label, is a no-learning baseline,
+#  pose error key, rotation error key)
+_SOURCES = (
+    ('cm', '', 'model', False, 'pose_err', 'rot_err'),
+    ('dec_cm', 'decoded/', DECODED_LABEL, False, None, None),
+    ('base_cm', 'baseline/', COPY_LAST_LABEL, True, 'base_pose_err',
+     'base_rot_err'),
+    ('cv_cm', 'warp_cv/', WARP_CV_LABEL, True, None, None),
+    ('plan_cm', 'warp_plan/', WARP_PLAN_LABEL, True, None, None),
+)
 
 
 def accumulate_ego_motion(motions: np.ndarray) -> np.ndarray:
@@ -88,9 +115,19 @@ def _field(sample: Any, key: str) -> Any:
     return getattr(sample, key, None)
 
 
+def _meta(sample: Any, key: str) -> Any:
+    """Read a metainfo ``key`` of a dict (top level or ``metainfo``) or element."""
+    if isinstance(sample, dict):
+        if key in sample:
+            return sample[key]
+        meta = sample.get('metainfo')
+        return meta.get(key) if isinstance(meta, dict) else None
+    return getattr(sample, key, None)
+
+
 @METRICS.register_module()
 class OccupancyMetric(BaseMetric):
-    """IoU / mIoU per future step, pose ADE / FDE, model vs. baseline.
+    """IoU / mIoU per future step, pose ADE / FDE, model vs. no-learning baselines.
 
     Definitions (``F`` future steps, ``C`` classes, ``free_label`` = empty):
 
@@ -101,6 +138,15 @@ class OccupancyMetric(BaseMetric):
       ``U_c > 0`` at that step (present in GT or prediction anywhere in the
       dataset);
     * ``IoU@mean`` / ``mIoU@mean``: mean of the per-step values;
+    * ``IoU_visible@t`` / ``mIoU_visible@t`` and ``IoU_revealed@t`` /
+      ``mIoU_revealed@t`` (with ``point_cloud_range``): the same over the
+      voxels of future frame t that lie inside the last history frame's grid
+      when moved by the true ego motion (seen before) and over the others
+      (newly revealed), see
+      :func:`~projects.common.metrics.occupancy_baselines.visible_mask`;
+    * ``dynamic/IoU@t`` (binary map "label in ``dynamic_classes``") and
+      ``dynamic/mIoU@t`` (mean class IoU over ``dynamic_classes``), when
+      ``dynamic_classes`` is not empty;
     * ``pose/L2@t``: mean L2 distance (metres) between the accumulated
       predicted and ground-truth translations at step t
       (:func:`accumulate_ego_motion`); ``pose/ADE`` = mean over steps,
@@ -110,11 +156,30 @@ class OccupancyMetric(BaseMetric):
       geodesic angle (degrees) between the composed predicted and
       ground-truth orientations at step t; ``pose/rot_deg_mean`` the mean
       over steps;
-    * ``IoU/<class>``: per-class IoU at the last step;
-    * the same with a ``baseline/`` prefix for ``baseline_occ`` and
-      ``baseline_ego_motion`` (copy-last-frame / constant velocity);
-    * when every sample has ``decoded_pred_occ``, the occupancy metrics of
-      it with a ``decoded/`` prefix (table source ``'decoded only'``).
+    * ``IoU/<class>``: per-class IoU at the last step.
+
+    Sources (each with all the occupancy metrics under its prefix):
+
+    * the model (no prefix);
+    * ``decoded/``: ``decoded_pred_occ`` when every sample has it (table
+      source ``'decoded only'``);
+    * ``baseline/``: copy-last (the last history frame repeated), with the
+      constant-velocity pose baseline ``baseline/pose/...``
+      (``baseline_ego_motion``);
+    * ``warp_cv/`` (with ``point_cloud_range`` and the window in
+      ``data_batch``): the last history frame warped by constant-velocity
+      ego motion (from the last two history poses), keeping the last frame's
+      voxel where the warp has no source
+      (:mod:`projects.common.metrics.occupancy_baselines`);
+    * ``warp_plan/`` (samples with ``planned_poses``, e.g. from
+      ``AerialWorld.predict_with_plan``): the same warp along the planned
+      poses.
+
+    The strongest no-learning baseline of each occupancy metric is the one
+    with the highest mean over the steps; ``margin/<metric>@t`` (and
+    ``@mean``) is the model's value minus that baseline's (positive = the
+    model is better). Optional sources are reported only when every sample
+    has them (a warning names the ones left out).
 
     IoU values are percentages (0-100, as in OccWorld / Occ3D); pose errors
     are metres. A value with an empty denominator is ``nan``. Voxels whose
@@ -125,9 +190,9 @@ class OccupancyMetric(BaseMetric):
     last ``F`` frames, the future, are used); samples without it are
     evaluated on every voxel.
 
-    At the end of evaluation one table (rows: metric for model and
-    baseline, columns: steps 1..F and mean; plus per-class IoU rows) is
-    logged with ``print_log(logger='current')``.
+    At the end of evaluation one table (rows: metric per source and the
+    model's margin over the strongest baseline, columns: steps 1..F and mean;
+    plus per-class IoU rows) is logged with ``print_log(logger='current')``.
 
     Args:
         num_classes (int): Number of classes including free.
@@ -136,11 +201,22 @@ class OccupancyMetric(BaseMetric):
             and keys. Defaults to ``class_<i>``.
         ignore_label (int, optional): Ground-truth label ignored. Defaults
             to 255.
-        eval_baseline (bool): Also evaluate ``baseline_occ`` /
-            ``baseline_ego_motion``. Defaults to True.
+        eval_baseline (bool): Also evaluate the no-learning baselines
+            (copy-last, constant velocity and the warps). Defaults to True.
         mask_key (str, optional): Field (or metainfo key) of a sample holding
             the evaluation mask (nonzero = evaluated). ``None`` disables masks.
             Defaults to ``'occ_mask'``.
+        point_cloud_range (Sequence[float], optional): ``[x_min, y_min,
+            z_min, x_max, y_max, z_max]`` of the occupancy grid in the ego
+            frame (metres), the grid the dataset's frames are on. Enables the
+            warp baselines and the visible / revealed split; ``None``
+            disables them. Defaults to None.
+        z_reference (str): ``'ground'`` when the grid's z is height above a
+            fixed datum (planar warp), ``'ego'`` when z moves with the ego.
+            Defaults to ``'ground'``.
+        dynamic_classes (Sequence[int]): Labels of classes that move on
+            their own (e.g. vehicle, pedestrian, drone) for the ``dynamic/``
+            metrics. Defaults to none.
         prefix (str, optional): Prefix of the metric names. Defaults to
             none, i.e. keys like ``IoU@1``.
         collect_device (str): ``'cpu'`` or ``'gpu'`` for gathering results
@@ -148,9 +224,12 @@ class OccupancyMetric(BaseMetric):
 
     Raises:
         ValueError: Invalid arguments, mismatching shapes, labels outside
-            ``[0, num_classes)`` in a prediction or in the ground truth.
+            ``[0, num_classes)`` in a prediction or in the ground truth, a
+            ``data_batch`` whose window does not match the sample's
+            ``gt_occ``.
         KeyError: A required field (``pred_occ``, ``gt_occ``, and
-            ``baseline_occ`` when ``eval_baseline``) is missing.
+            ``baseline_occ`` when ``eval_baseline`` and the ``data_batch``
+            has no window to rebuild it from) is missing.
     """
 
     # '' (not None): keys without a prefix by default and no BaseMetric
@@ -164,6 +243,9 @@ class OccupancyMetric(BaseMetric):
                  ignore_label: Optional[int] = 255,
                  eval_baseline: bool = True,
                  mask_key: Optional[str] = 'occ_mask',
+                 point_cloud_range: Optional[Sequence[float]] = None,
+                 z_reference: str = 'ground',
+                 dynamic_classes: Sequence[int] = (),
                  prefix: Optional[str] = None,
                  collect_device: str = 'cpu') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -179,6 +261,23 @@ class OccupancyMetric(BaseMetric):
         if ignore_label is not None and 0 <= ignore_label < num_classes:
             raise ValueError(f'OccupancyMetric: ignore_label={ignore_label} '
                              f'collides with a class label')
+        if point_cloud_range is not None:
+            rng = [float(v) for v in point_cloud_range]
+            if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
+                raise ValueError(
+                    'OccupancyMetric: point_cloud_range must be [x_min, y_min, '
+                    'z_min, x_max, y_max, z_max] with max > min, got '
+                    f'{list(point_cloud_range)}')
+            point_cloud_range = rng
+        if z_reference not in Z_REFERENCES:
+            raise ValueError(f'OccupancyMetric: z_reference must be one of '
+                             f'{Z_REFERENCES}, got {z_reference!r}')
+        dynamic = [int(c) for c in dynamic_classes]
+        bad = [c for c in dynamic if not 0 <= c < num_classes or c == free_label]
+        if bad or len(set(dynamic)) != len(dynamic):
+            raise ValueError(f'OccupancyMetric: dynamic_classes={list(dynamic_classes)} '
+                             f'must be distinct labels in [0, {num_classes}) other '
+                             f'than free_label={free_label}')
         self.num_classes = int(num_classes)
         self.free_label = int(free_label)
         self.class_names = (list(class_names) if class_names is not None else
@@ -186,11 +285,22 @@ class OccupancyMetric(BaseMetric):
         self.ignore_label = ignore_label
         self.eval_baseline = eval_baseline
         self.mask_key = mask_key
+        self.point_cloud_range = point_cloud_range
+        self.z_reference = z_reference
+        self.dynamic_classes = sorted(dynamic)
 
     # ---------------------------------------------------------------- process
-    def _confusion(self, pred: Any, gt: torch.Tensor, valid: Optional[
-            torch.Tensor], name: str) -> np.ndarray:
-        """Per-step confusion matrices ``(F, C, C)`` int64 [gt, pred]."""
+    def _confusion(self, pred: Any, gt: torch.Tensor,
+                   valid: Optional[torch.Tensor], name: str,
+                   visible: Optional[torch.Tensor] = None
+                   ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Per-step confusion matrices ``(F, C, C)`` int64 [gt, pred].
+
+        Returns:
+            tuple: the matrices over all evaluated voxels and, when
+            ``visible`` ``(F, X, Y, Z)`` bool is given, over the visible ones
+            (None otherwise).
+        """
         pred = torch.as_tensor(_to_numpy(pred) if not isinstance(
             pred, torch.Tensor) else pred).detach().cpu()
         if pred.shape != gt.shape:
@@ -203,14 +313,19 @@ class OccupancyMetric(BaseMetric):
             raise ValueError(f'OccupancyMetric: {name} has labels outside '
                              f'[0, {C}) (min {int(pred.min())}, max '
                              f'{int(pred.max())})')
-        out = np.zeros((gt.shape[0], C, C), dtype=np.int64)
+        regions = 1 if visible is None else 2
+        out = np.zeros((gt.shape[0], regions, C, C), dtype=np.int64)
         for t in range(gt.shape[0]):
             code = gt[t].to(torch.int32) * C + pred[t]
+            if visible is not None:
+                code = code + visible[t].to(torch.int32) * (C * C)
             if valid is not None:
                 code = code[valid[t]]
-            out[t] = torch.bincount(
-                code.reshape(-1), minlength=C * C).reshape(C, C).numpy()
-        return out
+            out[t] = torch.bincount(code.reshape(-1), minlength=regions * C *
+                                    C).reshape(regions, C, C).numpy()
+        if visible is None:
+            return out[:, 0], None
+        return out.sum(axis=1), out[:, 1]
 
     def _apply_mask(self, sample: Any, gt: torch.Tensor,
                     valid: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -251,17 +366,61 @@ class OccupancyMetric(BaseMetric):
             accumulate_ego_motion(gt)[..., :3]
         return np.linalg.norm(diff, axis=-1), None
 
+    def _visible(self, sample: Any, window, fut: int,
+                 grid: Sequence[int]) -> Optional[torch.Tensor]:
+        """``(F, X, Y, Z)`` bool visible-region mask from the true motion."""
+        if self.point_cloud_range is None:
+            return None
+        gt_motion = _field(sample, 'gt_ego_motion')
+        rel = true_future_rel_poses(
+            window, fut, None if gt_motion is None else torch.as_tensor(
+                _to_numpy(gt_motion)))
+        if rel is None:
+            return None
+        return visible_mask(grid, rel, self.point_cloud_range, self.z_reference)
+
+    def _baseline_volumes(self, sample: Any, window, fut: int
+                          ) -> Dict[str, torch.Tensor]:
+        """Copy-last and warp forecasts ``(F, X, Y, Z)`` of one sample."""
+        out = {}
+        if window is not None:
+            occ, poses, hist = window
+            plan = _field(sample, 'planned_poses')
+            try:
+                forecasts = window_baselines(
+                    occ, poses, hist, fut, self.point_cloud_range,
+                    self.free_label, self.z_reference,
+                    None if plan is None else torch.as_tensor(_to_numpy(plan)))
+            except ValueError as exc:
+                raise ValueError(f'OccupancyMetric: {exc}') from exc
+            out = {key: forecasts[name] for key, name in (
+                ('cv_cm', 'warp_cv'), ('plan_cm', 'warp_plan'),
+                ('base_cm', 'copy_last')) if name in forecasts}
+        base = _field(sample, 'baseline_occ')
+        if base is not None:
+            out['base_cm'] = base
+        if 'base_cm' not in out:
+            raise KeyError('OccupancyMetric(eval_baseline=True): a data sample '
+                           "lacks 'baseline_occ' and data_batch has no window "
+                           "('inputs' with 'occupancy' and 'poses') to rebuild it")
+        return out
+
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Reduce a batch of predictions to per-step counts.
 
         Args:
-            data_batch (Any): Unused.
+            data_batch (Any): The batch as the data loader collated it; its
+                ``inputs`` (``occupancy`` ``(T, X, Y, Z)``, ``poses``
+                ``(T, 13)`` per sample, in the order of ``data_samples``)
+                feed the warp baselines and the visible / revealed split.
+                Without them those are left out.
             data_samples (Sequence[dict | BaseDataElement]): Model outputs
                 with ``pred_occ``, ``gt_occ`` (``(F, X, Y, Z)`` integer),
-                optionally ``baseline_occ`` and ``*_ego_motion``
-                (``(F, 4)``).
+                optionally ``baseline_occ``, ``decoded_pred_occ``,
+                ``planned_poses`` and ``*_ego_motion`` (``(F, 4)`` or
+                ``(F, 13)``).
         """
-        for sample in data_samples:
+        for index, sample in enumerate(data_samples):
             gt = _field(sample, 'gt_occ')
             pred = _field(sample, 'pred_occ')
             if gt is None or pred is None:
@@ -284,19 +443,29 @@ class OccupancyMetric(BaseMetric):
                 raise ValueError('OccupancyMetric: gt_occ has labels outside '
                                  f'[0, {self.num_classes}) other than '
                                  f'ignore_label={self.ignore_label}')
-            result: Dict[str, np.ndarray] = dict(
-                cm=self._confusion(pred, gt, valid, 'pred_occ'))
-            if self.eval_baseline:
-                base = _field(sample, 'baseline_occ')
-                if base is None:
-                    raise KeyError('OccupancyMetric(eval_baseline=True): a '
-                                   "data sample lacks 'baseline_occ'")
-                result['base_cm'] = self._confusion(base, gt, valid,
-                                                    'baseline_occ')
+            try:
+                window = matched_window(data_batch, index, gt,
+                                        _meta(sample, 'num_history'))
+            except ValueError as exc:
+                raise ValueError(f'OccupancyMetric: {exc}') from exc
+            fut = gt.shape[0]
+            visible = self._visible(sample, window, fut, tuple(gt.shape[1:]))
+            volumes = dict(cm=(pred, 'pred_occ'))
             decoded = _field(sample, 'decoded_pred_occ')
             if decoded is not None:
-                result['dec_cm'] = self._confusion(decoded, gt, valid,
-                                                   'decoded_pred_occ')
+                volumes['dec_cm'] = (decoded, 'decoded_pred_occ')
+            if self.eval_baseline:
+                names = dict(base_cm='baseline_occ', cv_cm='warp_cv',
+                             plan_cm='warp_plan')
+                for key, vol in self._baseline_volumes(sample, window,
+                                                       fut).items():
+                    volumes[key] = (vol, names[key])
+            result: Dict[str, np.ndarray] = {}
+            for key, (vol, name) in volumes.items():
+                result[key], vis = self._confusion(vol, gt, valid, name,
+                                                   visible)
+                if vis is not None:
+                    result[key + '_vis'] = vis
             gt_motion = _field(sample, 'gt_ego_motion')
             if gt_motion is not None:
                 gt_motion = _to_numpy(gt_motion).astype(np.float64)
@@ -316,30 +485,68 @@ class OccupancyMetric(BaseMetric):
 
     # ---------------------------------------------------------------- compute
     def _ious(self, cm: np.ndarray) -> Dict[str, np.ndarray]:
-        """IoU (occupied), per-class IoU and mIoU per step from ``(F,C,C)``."""
+        """IoU (occupied), per-class IoU, mIoU and dynamic IoU per step."""
         occ = np.ones(self.num_classes, dtype=bool)
         occ[self.free_label] = False
-        tp = cm[:, occ][:, :, occ].sum(axis=(1, 2))
-        fn = cm[:, occ][:, :, ~occ].sum(axis=(1, 2))
-        fp = cm[:, ~occ][:, :, occ].sum(axis=(1, 2))
         with np.errstate(invalid='ignore', divide='ignore'):
-            iou = 100.0 * tp / (tp + fp + fn)
+            iou = self._binary_iou(cm, occ)
             inter = np.diagonal(cm, axis1=1, axis2=2)
             union = cm.sum(axis=2) + cm.sum(axis=1) - inter
             cls_iou = 100.0 * inter / union  # (F, C), nan where union == 0
-        # mIoU at step t: classes present (in GT or prediction) at step t
-        # anywhere in the dataset, i.e. nan-mean over non-free classes.
-        sub = cls_iou[:, occ]
+        out = dict(iou=iou, miou=self._class_mean(cls_iou[:, occ]),
+                   cls_iou=cls_iou)
+        if self.dynamic_classes:
+            dyn = np.zeros(self.num_classes, dtype=bool)
+            dyn[self.dynamic_classes] = True
+            with np.errstate(invalid='ignore', divide='ignore'):
+                out['dyn_iou'] = self._binary_iou(cm, dyn)
+            out['dyn_miou'] = self._class_mean(cls_iou[:, dyn])
+        return out
+
+    @staticmethod
+    def _binary_iou(cm: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """``(F,)`` IoU in % of the binary map "label in ``pos``"."""
+        tp = cm[:, pos][:, :, pos].sum(axis=(1, 2))
+        fn = cm[:, pos][:, :, ~pos].sum(axis=(1, 2))
+        fp = cm[:, ~pos][:, :, pos].sum(axis=(1, 2))
+        return 100.0 * tp / (tp + fp + fn)
+
+    @staticmethod
+    def _class_mean(sub: np.ndarray) -> np.ndarray:
+        """Per step nan-mean over classes of ``(F, K)`` class IoUs (classes
+        present, in GT or prediction, at that step anywhere in the dataset)."""
         has = np.isfinite(sub).any(axis=1)
-        miou = np.full(cm.shape[0], np.nan)
+        out = np.full(sub.shape[0], np.nan)
         if has.any():
-            miou[has] = np.nanmean(sub[has], axis=1)
-        return dict(iou=iou, miou=miou, cls_iou=cls_iou)
+            out[has] = np.nanmean(sub[has], axis=1)
+        return out
 
     @staticmethod
     def _nanmean(x: np.ndarray) -> float:
         x = np.asarray(x, dtype=np.float64)
         return float(np.nanmean(x)) if np.isfinite(x).any() else float('nan')
+
+    def _source_values(self, results: List[dict],
+                       key: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+        """Per-step values of every occupancy metric of one source.
+
+        Returns:
+            tuple: ``{metric name: (F,) values}`` (names of
+            ``_OCC_METRICS``) and the ``(F, C)`` per-class IoU.
+        """
+        cm = np.sum([r[key] for r in results], axis=0)
+        ious = self._ious(cm)
+        values = dict(IoU=ious['iou'], mIoU=ious['miou'])
+        if self.dynamic_classes:
+            values['dynamic/IoU'] = ious['dyn_iou']
+            values['dynamic/mIoU'] = ious['dyn_miou']
+        if all(key + '_vis' in r for r in results):
+            vis = np.sum([r[key + '_vis'] for r in results], axis=0)
+            for region, part in (('visible', vis), ('revealed', cm - vis)):
+                part_ious = self._ious(part)
+                values[f'IoU_{region}'] = part_ious['iou']
+                values[f'mIoU_{region}'] = part_ious['miou']
+        return values, ious['cls_iou']
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Sum the per-sample counts and compute the metrics.
@@ -351,7 +558,11 @@ class OccupancyMetric(BaseMetric):
             dict[str, float]: ``IoU@1..F``, ``IoU@mean``, ``mIoU@1..F``,
             ``mIoU@mean``, ``IoU/<class>``, ``pose/L2@1..F``, ``pose/ADE``,
             ``pose/FDE`` (6-DoF: ``pose/rot_deg@1..F``,
-            ``pose/rot_deg_mean``) and the ``baseline/`` counterparts.
+            ``pose/rot_deg_mean``), when available ``IoU_visible@t``,
+            ``IoU_revealed@t``, ``mIoU_visible@t``, ``mIoU_revealed@t``,
+            ``dynamic/IoU@t``, ``dynamic/mIoU@t``; the same under the
+            ``decoded/``, ``baseline/``, ``warp_cv/`` and ``warp_plan/``
+            prefixes; ``margin/<metric>@t`` over the strongest baseline.
         """
         if not results:
             return {}
@@ -361,82 +572,88 @@ class OccupancyMetric(BaseMetric):
                              f'of future steps {sorted(steps)}')
         F = steps.pop()
         metrics: Dict[str, float] = {}
-        table_rows = {}
-        per_class_rows = {}
-        sources = [('', 'cm', 'pose_err', 'rot_err', 'model')]
-        if all('dec_cm' in r for r in results):
-            sources.append(('decoded/', 'dec_cm', None, None, DECODED_LABEL))
-        if self.eval_baseline:
-            sources.append(('baseline/', 'base_cm', 'base_pose_err',
-                            'base_rot_err', 'baseline'))
-        for prefix, cm_key, pose_key, rot_key, label in sources:
-            cm = np.sum([r[cm_key] for r in results], axis=0)
-            ious = self._ious(cm)
-            for name, values in (('IoU', ious['iou']), ('mIoU',
-                                                        ious['miou'])):
-                for t in range(F):
-                    metrics[f'{prefix}{name}@{t + 1}'] = float(values[t])
-                metrics[f'{prefix}{name}@mean'] = self._nanmean(values)
-                table_rows[(name, label)] = list(values) + [
-                    metrics[f'{prefix}{name}@mean']
-                ]
+        rows: Dict[Tuple[str, str], list] = {}
+        per_class: Dict[Tuple[str, str], list] = {}
+        occ_values: Dict[str, Dict[str, np.ndarray]] = {}
+        baselines = []
+        notes = []
+        for key, prefix, label, is_base, pose_key, rot_key in _SOURCES:
+            have = sum(key in r for r in results)
+            if have < len(results):
+                if have:
+                    notes.append(f'{label} left out: only {have} of '
+                                 f'{len(results)} samples had it')
+                continue
+            values, cls_iou = self._source_values(results, key)
+            occ_values[label] = values
+            if is_base:
+                baselines.append(label)
+            for name, vals in values.items():
+                self._put(metrics, rows, f'{prefix}{name}', (name, label), vals)
             for c, cname in enumerate(self.class_names):
                 if c == self.free_label:
                     continue
-                metrics[f'{prefix}IoU/{cname}'] = float(ious['cls_iou'][-1, c])
-                per_class_rows[(cname, label)] = list(ious['cls_iou'][:, c]) + [
-                    self._nanmean(ious['cls_iou'][:, c])
-                ]
-            errs = [r[pose_key] for r in results if pose_key in r] if pose_key else []
-            if errs:
+                metrics[f'{prefix}IoU/{cname}'] = float(cls_iou[-1, c])
+                per_class[(cname, label)] = list(cls_iou[:, c]) + [
+                    self._nanmean(cls_iou[:, c])]
+            pose_label = CONSTANT_VELOCITY_LABEL if is_base else label
+            for err_key, name, row, mean_names in (
+                    (pose_key, 'pose/L2', 'pose L2 [m]', ('ADE', 'FDE')),
+                    (rot_key, 'pose/rot_deg', 'rot err [deg]', ('mean', ))):
+                errs = [r[err_key] for r in results if err_key in r] \
+                    if err_key else []
+                if not errs:
+                    continue
                 err = np.mean(np.stack(errs, axis=0), axis=0)  # (F,)
                 for t in range(F):
-                    metrics[f'{prefix}pose/L2@{t + 1}'] = float(err[t])
-                metrics[f'{prefix}pose/ADE'] = float(err.mean())
-                metrics[f'{prefix}pose/FDE'] = float(err[-1])
-                table_rows[('pose L2 [m]', label)] = list(err) + [
-                    float(err.mean())
-                ]
-            rots = [r[rot_key] for r in results if rot_key in r] if rot_key else []
-            if rots:
-                rot = np.mean(np.stack(rots, axis=0), axis=0)  # (F,)
-                for t in range(F):
-                    metrics[f'{prefix}pose/rot_deg@{t + 1}'] = float(rot[t])
-                metrics[f'{prefix}pose/rot_deg_mean'] = float(rot.mean())
-                table_rows[('rot err [deg]', label)] = list(rot) + [
-                    float(rot.mean())
-                ]
-        self._log_table(F, table_rows, per_class_rows, len(results))
+                    metrics[f'{prefix}{name}@{t + 1}'] = float(err[t])
+                if name == 'pose/L2':
+                    metrics[f'{prefix}pose/ADE'] = float(err.mean())
+                    metrics[f'{prefix}pose/FDE'] = float(err[-1])
+                else:
+                    metrics[f'{prefix}pose/rot_deg_mean'] = float(err.mean())
+                rows[(row, pose_label)] = list(err) + [float(err.mean())]
+        strongest = self._margins(metrics, rows, occ_values, baselines)
+        self._log_table(F, rows, per_class, strongest, notes, len(results))
         return metrics
 
-    @staticmethod
-    def _fmt(v: float) -> str:
-        return 'nan' if not np.isfinite(v) else f'{v:.2f}'
+    def _put(self, metrics: dict, rows: dict, name: str, row: tuple,
+             values: np.ndarray) -> None:
+        for t, v in enumerate(values):
+            metrics[f'{name}@{t + 1}'] = float(v)
+        metrics[f'{name}@mean'] = self._nanmean(values)
+        rows[row] = list(values) + [metrics[f'{name}@mean']]
+
+    def _margins(self, metrics: dict, rows: dict,
+                 occ_values: Dict[str, Dict[str, np.ndarray]],
+                 baselines: List[str]) -> Dict[str, str]:
+        """``margin/<metric>`` of the model over the strongest baseline.
+
+        Returns:
+            dict[str, str]: metric name -> label of its strongest baseline.
+        """
+        strongest = {}
+        model = occ_values['model']
+        for name, values in model.items():
+            best, best_mean = None, -np.inf
+            for label in baselines:
+                if name not in occ_values[label]:
+                    continue
+                mean = self._nanmean(occ_values[label][name])
+                if np.isfinite(mean) and mean > best_mean:
+                    best, best_mean = label, mean
+            if best is None:
+                continue
+            strongest[name] = best
+            self._put(metrics, rows, f'margin/{name}', (name, MARGIN),
+                      values - occ_values[best][name])
+        return strongest
 
     def _log_table(self, F: int, rows: dict, per_class: dict,
+                   strongest: Dict[str, str], notes: List[str],
                    num_samples: int) -> None:
-        header = ['metric', 'source'] + [f't={t + 1}' for t in range(F)] + \
-            ['mean']
-        data = [header]
-        labels = ('model', DECODED_LABEL, 'baseline')
-        # Model and baseline rows of each metric next to each other.
-        for name in ('IoU', 'mIoU', 'pose L2 [m]', 'rot err [deg]'):
-            for label in labels:
-                if (name, label) in rows:
-                    data.append([name, label] +
-                                [self._fmt(v) for v in rows[(name, label)]])
-        for cname in self.class_names:
-            for label in labels:
-                if (cname, label) in per_class:
-                    data.append([f'IoU {cname}', label] + [
-                        self._fmt(v) for v in per_class[(cname, label)]
-                    ])
-        table = AsciiTable(data, title=' Occupancy forecasting ')
-        table.inner_footing_row_border = False
         print_log(
-            f'Occupancy metrics over {num_samples} samples (IoU/mIoU in %, '
-            f'pose L2 of accumulated translation in m; mean column of pose '
-            f'= ADE, last step = FDE; rot err = geodesic angle of the composed '
-            f'6-DoF orientation; baseline = copy-last-frame / constant '
-            f'velocity):\n' + table.table,
+            format_occupancy_table(F, rows, per_class, strongest, notes,
+                                   num_samples, self.class_names,
+                                   [s[2] for s in _SOURCES]),
             logger='current')
