@@ -1,1 +1,13 @@
-"""Models of projects.sensor_vla (registered on import)."""
+"""projects.sensor_vla.models: registered components of the sensor VLA."""
+from ..action_norm import ActionNormalizer
+from .action_heads import ActionExpert, FlowMatchingActionHead, L1RegressionActionHead
+from .fusion import FUSION_STRATEGIES, SensorFusion
+from .losses import WeightedActionL1Loss, WeightedActionMSELoss
+from .sensor_encoder import SensorEncoder
+from .sensor_vla import SensorVLA, VLADataPreprocessor
+from .vl_backbone import QwenVLBackbone
+
+__all__ = ['ActionNormalizer', 'ActionExpert', 'FlowMatchingActionHead',
+           'L1RegressionActionHead', 'FUSION_STRATEGIES', 'SensorFusion',
+           'WeightedActionL1Loss', 'WeightedActionMSELoss', 'SensorEncoder', 'SensorVLA',
+           'VLADataPreprocessor', 'QwenVLBackbone']
