@@ -78,11 +78,13 @@ def main(argv=None):
     if metric_cfg is None or metric_cfg.get('type') != 'OccupancyMetric':
         sys.exit(f'eval_occupancy_baselines: {evaluator_key} of {args.config} is not an '
                  'OccupancyMetric')
-    if metric_cfg.get('point_cloud_range') is None:
-        sys.exit(f'eval_occupancy_baselines: {evaluator_key}.point_cloud_range is not set; '
-                 'the warp baselines need the grid range')
     metric = METRICS.build(metric_cfg)
     dataset = DATASETS.build(cfg[loader_key]['dataset'])
+    metric.dataset_meta = dataset.metainfo  # as the runner does: the grid range comes from it
+    if metric_cfg.get('point_cloud_range') is None and \
+            dataset.metainfo.get('point_cloud_range') is None:
+        sys.exit(f'eval_occupancy_baselines: neither {evaluator_key}.point_cloud_range nor '
+                 'the dataset metainfo gives the grid range the warp baselines need')
     n = len(dataset) if args.max_windows is None else min(len(dataset), args.max_windows)
     start = time.time()
     for k in range(n):

@@ -24,8 +24,8 @@ The ego-motion warp baselines (:mod:`.occupancy_baselines`) and the split
 into visible / newly revealed voxels need the observed window, read from
 ``data_batch['inputs']`` (``occupancy`` ``(T, X, Y, Z)`` and ``poses``
 ``(T, 13)`` per sample, as the data loader collated them), and the grid's
-``point_cloud_range`` from the metric's config; the model does not produce
-them.
+``point_cloud_range`` (the metric's config, else the dataset's index
+metainfo); the model does not produce them.
 
 ``process`` reduces every sample to small int64 / float64 numpy arrays (a
 per-step ``C x C`` confusion matrix per source and region, and per-step
@@ -46,9 +46,10 @@ from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import METRICS
 from .occupancy_baselines import (matched_window, true_future_rel_poses,
                                   visible_mask, window_baselines)
-from .occupancy_table import (CONSTANT_VELOCITY_LABEL, COPY_LAST_LABEL,
-                              DECODED_LABEL, MARGIN, WARP_CV_LABEL,
-                              WARP_PLAN_LABEL, format_occupancy_table)
+from .occupancy_report import (CONSTANT_VELOCITY_LABEL, COPY_LAST_LABEL,
+                               DECODED_LABEL, MARGIN, WARP_CV_LABEL,
+                               WARP_PLAN_LABEL, format_occupancy_table,
+                               ious_from_confusion, nanmean)
 
 # (result key, metric-name prefix, table label, is a no-learning baseline,
 #  pose error key, rotation error key)
@@ -208,12 +209,15 @@ class OccupancyMetric(BaseMetric):
             Defaults to ``'occ_mask'``.
         point_cloud_range (Sequence[float], optional): ``[x_min, y_min,
             z_min, x_max, y_max, z_max]`` of the occupancy grid in the ego
-            frame (metres), the grid the dataset's frames are on. Enables the
-            warp baselines and the visible / revealed split; ``None``
-            disables them. Defaults to None.
-        z_reference (str): ``'ground'`` when the grid's z is height above a
-            fixed datum (planar warp), ``'ego'`` when z moves with the ego.
-            Defaults to ``'ground'``.
+            frame (metres). Enables the warp baselines and the visible /
+            revealed split. None takes ``point_cloud_range`` of
+            ``dataset_meta`` (the index metainfo the runner passes in; the
+            warps and the split are left out when it has none); a value that
+            disagrees with ``dataset_meta`` raises. Defaults to None.
+        z_reference (str, optional): ``'ground'`` when the grid's z is height
+            above a fixed datum (planar warp), ``'ego'`` when z moves with the
+            ego. None takes ``dataset_meta['z_reference']``, else
+            ``'ground'``. Defaults to None.
         dynamic_classes (Sequence[int]): Labels of classes that move on
             their own (e.g. vehicle, pedestrian, drone) for the ``dynamic/``
             metrics. Defaults to none.
@@ -244,7 +248,7 @@ class OccupancyMetric(BaseMetric):
                  eval_baseline: bool = True,
                  mask_key: Optional[str] = 'occ_mask',
                  point_cloud_range: Optional[Sequence[float]] = None,
-                 z_reference: str = 'ground',
+                 z_reference: Optional[str] = None,
                  dynamic_classes: Sequence[int] = (),
                  prefix: Optional[str] = None,
                  collect_device: str = 'cpu') -> None:
@@ -269,7 +273,7 @@ class OccupancyMetric(BaseMetric):
                     'z_min, x_max, y_max, z_max] with max > min, got '
                     f'{list(point_cloud_range)}')
             point_cloud_range = rng
-        if z_reference not in Z_REFERENCES:
+        if z_reference is not None and z_reference not in Z_REFERENCES:
             raise ValueError(f'OccupancyMetric: z_reference must be one of '
                              f'{Z_REFERENCES}, got {z_reference!r}')
         dynamic = [int(c) for c in dynamic_classes]
@@ -366,10 +370,39 @@ class OccupancyMetric(BaseMetric):
             accumulate_ego_motion(gt)[..., :3]
         return np.linalg.norm(diff, axis=-1), None
 
+    def _grid(self) -> Tuple[Optional[List[float]], str]:
+        """``(point_cloud_range, z_reference)``: the config's, else the dataset's.
+
+        Raises:
+            ValueError: A configured value disagrees with ``dataset_meta``.
+        """
+        meta = self.dataset_meta or {}
+        rng, zref = self.point_cloud_range, self.z_reference
+        meta_rng, meta_z = meta.get('point_cloud_range'), meta.get('z_reference')
+        if meta_rng is not None:
+            meta_rng = [float(v) for v in meta_rng]
+            if rng is not None and not np.allclose(rng, meta_rng):
+                raise ValueError(
+                    f'OccupancyMetric: point_cloud_range={rng} (evaluator config) '
+                    f'differs from the dataset metainfo {meta_rng}; fix '
+                    'val_evaluator / test_evaluator.point_cloud_range or drop '
+                    'it to use the dataset\'s')
+        if meta_z is not None and zref is not None and meta_z != zref:
+            raise ValueError(
+                f"OccupancyMetric: z_reference='{zref}' (evaluator config) "
+                f"differs from the dataset metainfo '{meta_z}'")
+        rng = rng if rng is not None else meta_rng
+        zref = zref or meta_z or 'ground'
+        if zref not in Z_REFERENCES:
+            raise ValueError(f'OccupancyMetric: dataset metainfo z_reference '
+                             f'{zref!r} is not one of {Z_REFERENCES}')
+        return rng, zref
+
     def _visible(self, sample: Any, window, fut: int,
                  grid: Sequence[int]) -> Optional[torch.Tensor]:
         """``(F, X, Y, Z)`` bool visible-region mask from the true motion."""
-        if self.point_cloud_range is None:
+        rng, zref = self._grid()
+        if rng is None:
             return None
         gt_motion = _field(sample, 'gt_ego_motion')
         rel = true_future_rel_poses(
@@ -377,7 +410,7 @@ class OccupancyMetric(BaseMetric):
                 _to_numpy(gt_motion)))
         if rel is None:
             return None
-        return visible_mask(grid, rel, self.point_cloud_range, self.z_reference)
+        return visible_mask(grid, rel, rng, zref)
 
     def _baseline_volumes(self, sample: Any, window, fut: int
                           ) -> Dict[str, torch.Tensor]:
@@ -386,10 +419,10 @@ class OccupancyMetric(BaseMetric):
         if window is not None:
             occ, poses, hist = window
             plan = _field(sample, 'planned_poses')
+            rng, zref = self._grid()
             try:
                 forecasts = window_baselines(
-                    occ, poses, hist, fut, self.point_cloud_range,
-                    self.free_label, self.z_reference,
+                    occ, poses, hist, fut, rng, self.free_label, zref,
                     None if plan is None else torch.as_tensor(_to_numpy(plan)))
             except ValueError as exc:
                 raise ValueError(f'OccupancyMetric: {exc}') from exc
@@ -486,45 +519,9 @@ class OccupancyMetric(BaseMetric):
     # ---------------------------------------------------------------- compute
     def _ious(self, cm: np.ndarray) -> Dict[str, np.ndarray]:
         """IoU (occupied), per-class IoU, mIoU and dynamic IoU per step."""
-        occ = np.ones(self.num_classes, dtype=bool)
-        occ[self.free_label] = False
-        with np.errstate(invalid='ignore', divide='ignore'):
-            iou = self._binary_iou(cm, occ)
-            inter = np.diagonal(cm, axis1=1, axis2=2)
-            union = cm.sum(axis=2) + cm.sum(axis=1) - inter
-            cls_iou = 100.0 * inter / union  # (F, C), nan where union == 0
-        out = dict(iou=iou, miou=self._class_mean(cls_iou[:, occ]),
-                   cls_iou=cls_iou)
-        if self.dynamic_classes:
-            dyn = np.zeros(self.num_classes, dtype=bool)
-            dyn[self.dynamic_classes] = True
-            with np.errstate(invalid='ignore', divide='ignore'):
-                out['dyn_iou'] = self._binary_iou(cm, dyn)
-            out['dyn_miou'] = self._class_mean(cls_iou[:, dyn])
-        return out
+        return ious_from_confusion(cm, self.free_label, self.dynamic_classes)
 
-    @staticmethod
-    def _binary_iou(cm: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """``(F,)`` IoU in % of the binary map "label in ``pos``"."""
-        tp = cm[:, pos][:, :, pos].sum(axis=(1, 2))
-        fn = cm[:, pos][:, :, ~pos].sum(axis=(1, 2))
-        fp = cm[:, ~pos][:, :, pos].sum(axis=(1, 2))
-        return 100.0 * tp / (tp + fp + fn)
-
-    @staticmethod
-    def _class_mean(sub: np.ndarray) -> np.ndarray:
-        """Per step nan-mean over classes of ``(F, K)`` class IoUs (classes
-        present, in GT or prediction, at that step anywhere in the dataset)."""
-        has = np.isfinite(sub).any(axis=1)
-        out = np.full(sub.shape[0], np.nan)
-        if has.any():
-            out[has] = np.nanmean(sub[has], axis=1)
-        return out
-
-    @staticmethod
-    def _nanmean(x: np.ndarray) -> float:
-        x = np.asarray(x, dtype=np.float64)
-        return float(np.nanmean(x)) if np.isfinite(x).any() else float('nan')
+    _nanmean = staticmethod(nanmean)
 
     def _source_values(self, results: List[dict],
                        key: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:

@@ -1,8 +1,10 @@
-"""The plain-text table of :class:`~projects.common.metrics.OccupancyMetric`.
+"""IoU values and the plain-text table of :class:`~projects.common.metrics.OccupancyMetric`.
 
-One row per metric and source (model, its plain decoding, the no-learning baselines), the
-strongest baseline of each occupancy metric marked ``*`` and followed by a row with the
-model's margin over it; then the pose rows and the per-class IoU rows.
+:func:`ious_from_confusion` turns dataset-summed per-step confusion matrices into IoU / mIoU
+values; :func:`format_occupancy_table` lays them out: one row per metric and source (model,
+its plain decoding, the no-learning baselines), the strongest baseline of each occupancy
+metric marked ``*`` and followed by a row with the model's margin over it; then the pose
+rows and the per-class IoU rows.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -32,6 +34,63 @@ LEGEND = (
     "model's margin over it (positive = model better). _visible / _revealed: "
     'voxels inside / outside the last observed grid after the true ego '
     'motion; dynamic/: the dynamic classes.')
+
+
+def nanmean(x: np.ndarray) -> float:
+    """Mean of the finite values of ``x`` (nan when there is none)."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float('nan')
+
+
+def _binary_iou(cm: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``(F,)`` IoU in % of the binary map "label in ``pos``" (nan: empty union)."""
+    tp = cm[:, pos][:, :, pos].sum(axis=(1, 2))
+    fn = cm[:, pos][:, :, ~pos].sum(axis=(1, 2))
+    fp = cm[:, ~pos][:, :, pos].sum(axis=(1, 2))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return 100.0 * tp / (tp + fp + fn)
+
+
+def _class_mean(sub: np.ndarray) -> np.ndarray:
+    """Per-step nan-mean over the classes of ``(F, K)`` class IoUs (the classes present,
+    in GT or prediction, at that step anywhere in the dataset)."""
+    has = np.isfinite(sub).any(axis=1)
+    out = np.full(sub.shape[0], np.nan)
+    if has.any():
+        out[has] = np.nanmean(sub[has], axis=1)
+    return out
+
+
+def ious_from_confusion(cm: np.ndarray, free_label: int,
+                        dynamic_classes: Sequence[int] = ()) -> Dict[str, np.ndarray]:
+    """IoU values per step from summed confusion matrices.
+
+    Args:
+        cm (np.ndarray): ``(F, C, C)`` int64 counts ``[step, gt label, predicted label]``.
+        free_label (int): Label of free space.
+        dynamic_classes (Sequence[int]): Labels of the dynamic classes. Defaults to none.
+
+    Returns:
+        dict[str, np.ndarray]: ``iou`` ``(F,)`` of the binary occupied map (label != free),
+        ``miou`` ``(F,)`` mean class IoU over the non-free classes present, ``cls_iou``
+        ``(F, C)`` (nan where a class is absent), and with ``dynamic_classes`` ``dyn_iou``
+        (binary map "label is dynamic") and ``dyn_miou`` (mean over the dynamic classes);
+        all in %.
+    """
+    num_classes = cm.shape[-1]
+    occ = np.ones(num_classes, dtype=bool)
+    occ[free_label] = False
+    inter = np.diagonal(cm, axis1=1, axis2=2)
+    union = cm.sum(axis=2) + cm.sum(axis=1) - inter
+    with np.errstate(invalid='ignore', divide='ignore'):
+        cls_iou = 100.0 * inter / union  # (F, C), nan where union == 0
+    out = dict(iou=_binary_iou(cm, occ), miou=_class_mean(cls_iou[:, occ]), cls_iou=cls_iou)
+    if len(dynamic_classes):
+        dyn = np.zeros(num_classes, dtype=bool)
+        dyn[list(dynamic_classes)] = True
+        out['dyn_iou'] = _binary_iou(cm, dyn)
+        out['dyn_miou'] = _class_mean(cls_iou[:, dyn])
+    return out
 
 
 def _fmt(v: float) -> str:
