@@ -12,12 +12,20 @@ _base_ = ['./finetune_nuscenes.py']
 model = dict(
     pose_mode='6dof',
     transformer=dict(pose_dims=13, rotation_repr='6d'),
-    # Translation per step in metres (a car moves ~0-8 m per 0.5 s step).
-    loss_pose=dict(_delete_=True, type='TranslationLoss', loss_type='smooth_l1', beta=1.0,
-                   loss_weight=1.0),
-    # Geodesic angle in radians (mostly yaw for a car; roll / pitch are small).
-    loss_rot=dict(type='GeodesicRotationLoss', loss_weight=1.0),
-    # Velocities as auxiliary targets (m/s, rad/s), linear part down-weighted.
-    loss_vel=dict(type='VelocityLoss', loss_type='smooth_l1', beta=1.0, linear_weight=0.2,
-                  angular_weight=1.0, loss_weight=0.5),
+    # The OccWorld losses of _base_/models/aerialworld.py with the 6-DoF pose losses:
+    # translation per step in metres, geodesic rotation angle in radians (1 rad weighs like
+    # 1 m), velocities (m/s, rad/s) as auxiliary targets with the linear part down-weighted.
+    head=dict(losses=[
+        dict(type='TokenCrossEntropyLoss', target='token', loss_weight=1.0),
+        dict(type='OccupancyFocalLoss', target='occupancy', name='focal', alpha=0.99,
+             gamma=2.0, loss_weight=1.0),
+        dict(type='OccupancyDiceLoss', target='occupancy', name='dice', loss_weight=1.0),
+        dict(type='MeanMatchingLoss', target='occupancy', name='mm', loss_weight=10.0),
+        dict(type='TokenCrossEntropyLoss', target='recon', name='ce', loss_weight=1.0),
+        dict(type='TranslationLoss', target='pose', loss_type='smooth_l1', beta=1.0,
+             loss_weight=1.0),
+        dict(type='GeodesicRotationLoss', target='rot', loss_weight=1.0),
+        dict(type='VelocityLoss', target='vel', loss_type='smooth_l1', beta=1.0,
+             linear_weight=0.2, angular_weight=1.0, loss_weight=0.5),
+    ]),
 )

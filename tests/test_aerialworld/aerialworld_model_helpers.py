@@ -22,6 +22,21 @@ TINY_TRANSFORMER = dict(
     pose_hidden=32)
 
 
+def head_cfg(**pose_losses) -> dict:
+    """``OccForecastHead`` config with the default OccWorld losses.
+
+    Args:
+        **pose_losses: ``target -> loss config`` (``pose``, ``rot``, ``vel``) replacing the
+            default smooth-L1 ``pose`` loss, e.g. ``rot=dict(type='GeodesicRotationLoss')``.
+    """
+    from projects.aerialworld.models.aerialworld import DEFAULT_HEAD
+    head = copy.deepcopy(DEFAULT_HEAD)
+    if pose_losses:
+        head['losses'] = [loss for loss in head['losses'] if loss['target'] != 'pose']
+        head['losses'] += [dict(cfg, target=target) for target, cfg in pose_losses.items()]
+    return head
+
+
 def tiny_model_cfg(**overrides) -> dict:
     """A tiny ``AerialWorld`` config (10x10x6 grid, 4 classes, 2 history + 2 future)."""
     cfg = dict(

@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.structures import BaseDataElement
 
-from aerialworld_model_helpers import TINY_TRANSFORMER, synthetic_batch, tiny_model_cfg
+from aerialworld_model_helpers import TINY_TOKENIZER, TINY_TRANSFORMER, synthetic_batch, tiny_model_cfg
 from projects.common.hooks.checkpoint_compat import history_buffers_to_plain
 from projects.common.structures import ego_motion_from_poses
 from projects.registry import MODELS
@@ -143,22 +143,28 @@ def test_tokenizer_checkpoint_loading(tmp_path):
                message_hub=hub_state)
     torch.save(raw, str(tmp_path / 'raw.pth'))
     with pytest.raises(RuntimeError, match='CheckpointCompatHook'):
-        MODELS.build(tiny_model_cfg(tokenizer_ckpt=str(tmp_path / 'raw.pth')))
+        MODELS.build(tiny_model_cfg(tokenizer_ckpt=str(tmp_path / 'raw.pth'))).init_weights()
     # as written by the runner with CheckpointCompatHook (message hub as plain data)
     hub_state['log_scalars'] = history_buffers_to_plain(hub_state['log_scalars'])
     path = str(tmp_path / 'stage1.pth')
     torch.save(dict(raw, message_hub=hub_state), path)
-    stage2 = MODELS.build(tiny_model_cfg(train_stage='world', tokenizer_ckpt=path))
+    # MMEngine's Pretrained init_cfg (checked strictly first); DDP-saved keys: 'module.' prefix
+    stage2 = MODELS.build(tiny_model_cfg(train_stage='world', tokenizer=dict(
+        TINY_TOKENIZER, init_cfg=dict(type='Pretrained', checkpoint=path,
+                                      prefix='module.tokenizer.'))))
     stage2.init_weights()
     for k, v in stage1.tokenizer.state_dict().items():
         assert torch.equal(stage2.tokenizer.state_dict()[k], v), k
     # a bare tokenizer state dict works too; a mismatching one names the option
     torch.save(stage1.tokenizer.state_dict(), str(tmp_path / 'tok.pth'))
-    MODELS.build(tiny_model_cfg(tokenizer_ckpt=str(tmp_path / 'tok.pth')))
+    bare = MODELS.build(tiny_model_cfg(tokenizer=dict(
+        TINY_TOKENIZER, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'tok.pth')))))
+    bare.init_weights()
     other = tiny_model_cfg()
     other['tokenizer']['code_dim'] = 8
     with pytest.raises(RuntimeError, match='tokenizer_ckpt'):
-        MODELS.build(dict(other, tokenizer_ckpt=path))
+        MODELS.build(dict(other, tokenizer=dict(other['tokenizer'], init_cfg=dict(
+            type='Pretrained', checkpoint=path, prefix='module.tokenizer.')))).init_weights()
 
 
 def test_config_errors():
@@ -271,8 +277,8 @@ def test_pose_residual_leaves_the_first_frame_out_of_the_pose_loss(monkeypatch):
         transformer = dict(TINY_TRANSFORMER, pose_residual=residual)
         model = MODELS.build(tiny_model_cfg(train_stage='world', transformer=transformer))
         calls = []
-        orig = model._pose_losses
-        monkeypatch.setattr(model, '_pose_losses',
+        orig = model.head.pose_losses
+        monkeypatch.setattr(model.head, 'pose_losses',
                             lambda pred, gt: calls.append((pred.shape, gt.shape)) or
                             orig(pred, gt))
         model.loss(synthetic_batch(batch=2, frames=4))

@@ -6,14 +6,14 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from aerialworld_model_helpers import TINY_TRANSFORMER, synthetic_batch, tiny_model_cfg
+from aerialworld_model_helpers import TINY_TRANSFORMER, head_cfg, synthetic_batch, tiny_model_cfg
 from projects.common.structures import (ego_motion_6dof_from_poses, identity_motion_6dof,
                                         quat_from_yaw, quat_multiply)
 from projects.registry import MODELS
 
-LOSSES_6DOF = dict(loss_pose=dict(type='TranslationLoss'),
-                   loss_rot=dict(type='GeodesicRotationLoss'),
-                   loss_vel=dict(type='VelocityLoss', linear_weight=0.2))
+LOSSES_6DOF = dict(head=head_cfg(pose=dict(type='TranslationLoss'),
+                                 rot=dict(type='GeodesicRotationLoss'),
+                                 vel=dict(type='VelocityLoss', linear_weight=0.2)))
 
 
 def _model_6dof(**overrides):
@@ -69,7 +69,7 @@ def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match='pose_mode'):
         MODELS.build(tiny_model_cfg(pose_mode='se3'))
     with pytest.raises(ValueError, match='loss_rot'):
-        MODELS.build(tiny_model_cfg(loss_rot=dict(type='GeodesicRotationLoss')))
+        MODELS.build(tiny_model_cfg(head=head_cfg(rot=dict(type='GeodesicRotationLoss'))))
     with pytest.raises(ValueError, match='pose_dims'):
         cfg = copy.deepcopy(TINY_TRANSFORMER)
         cfg.update(num_codes=8, token_grid=(2, 2), token_embed='table', pose_dims=6)
@@ -174,9 +174,9 @@ def test_planned_rollout_follows_the_plan(pose_mode):
     tokens = model._tokenize_sequence(batch['occupancy'][:, :hist])
     # a pure 180-degree yaw plan flips the token map of the last history frame
     plan = _yaw_plan(batch['poses'], hist, fut, math.pi)
-    motion = model._step_motion(torch.cat([batch['poses'][:, hist - 1:hist], plan], dim=1))
+    motion = model.pose_codec.step_motion(torch.cat([batch['poses'][:, hist - 1:hist], plan], dim=1))
     pred_tokens, pred_motion = model.rollout(
-        batch['occupancy'][:, :hist], model._frame_motion(batch['poses'][:, :hist]), fut,
+        batch['occupancy'][:, :hist], model.pose_codec.frame_motion(batch['poses'][:, :hist]), fut,
         planned_motion=motion)
     assert torch.equal(pred_motion, motion)
     assert torch.equal(pred_tokens[:, 0], tokens[:, -1].flip(1).flip(2))

@@ -32,12 +32,20 @@ model = dict(
         num_blocks=4,
         num_heads=8,
         max_frames=16),
-    loss_token=dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
-    # Reconstruction: semantic cross-entropy (class identity, e.g. road vs terrain) plus the
-    # seed's occupancy losses (focal, dice, mean-matching).
-    loss_recon_ce=dict(type='TokenCrossEntropyLoss', loss_weight=1.0),
-    loss_focal=dict(type='OccupancyFocalLoss', alpha=0.99, gamma=2.0, loss_weight=1.0),
-    loss_dice=dict(type='OccupancyDiceLoss', loss_weight=1.0),
-    loss_mean_matching=dict(type='MeanMatchingLoss', loss_weight=10.0),
-    loss_pose=dict(type='mmdet.SmoothL1Loss', loss_weight=1.0),
+    # The forecast head owns every loss (target: what it applies to; see OccForecastHead).
+    # Reconstruction / decoded prediction: the seed's occupancy losses (focal, dice,
+    # mean-matching, on both the tokenizer reconstruction and the world model's decoded
+    # forecast) plus semantic cross-entropy on the reconstruction (class identity, e.g. road
+    # vs terrain); next-token cross-entropy; smooth-L1 on the ego motion.
+    head=dict(
+        type='OccForecastHead',
+        losses=[
+            dict(type='TokenCrossEntropyLoss', target='token', loss_weight=1.0),
+            dict(type='OccupancyFocalLoss', target='occupancy', name='focal', alpha=0.99,
+                 gamma=2.0, loss_weight=1.0),
+            dict(type='OccupancyDiceLoss', target='occupancy', name='dice', loss_weight=1.0),
+            dict(type='MeanMatchingLoss', target='occupancy', name='mm', loss_weight=10.0),
+            dict(type='TokenCrossEntropyLoss', target='recon', name='ce', loss_weight=1.0),
+            dict(type='mmdet.SmoothL1Loss', target='pose', loss_weight=1.0),
+        ]),
 )
