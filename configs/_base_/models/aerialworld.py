@@ -9,6 +9,9 @@ model = dict(
     num_future=6,
     train_stage='tokenizer',  # TrainStageSwitchHook moves it to 'world' (tokenizer frozen)
     data_preprocessor=dict(type='OccupancyDataPreprocessor'),
+    # World stage: codes of the frozen tokenizer, encoded once per frame and tokenizer weights
+    # (keyed by both hashes) and read back instead of re-encoding every frame at every step.
+    token_cache=dict(cache_dir='work_dirs/token_cache'),
     tokenizer=dict(
         type='OccVQVAE',
         num_classes=7,

@@ -8,8 +8,9 @@ encodes each frame once and stores its codes under
 ``<cache_dir>/<tokenizer hash>/<frame hash>.npy``  (int16 ``(h, w)``; written atomically)
 
 * *tokenizer hash*: SHA-256 of the tokenizer's state dict (names, dtypes, shapes, bytes), so
-  new weights (another checkpoint, further training) start a new directory; directories of
-  other weights are removed when the cache switches to new ones;
+  new weights (another checkpoint, further training) start a new directory (directories of
+  other weights stay valid for those weights: runs sharing a cache directory never delete
+  each other's codes; a full-grid frame's codes take 5 KB);
 * *frame hash*: BLAKE2b of the frame's labels as the model receives them (the bytes of the
   ``occupancy`` array stored in the frame file, plus its shape), so a changed frame file, or a
   pipeline that changes the frame, gets new codes.
@@ -19,7 +20,6 @@ Codes of the current weights are also kept in memory (a few KB per frame).
 import hashlib
 import os
 import os.path as osp
-import shutil
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -29,7 +29,7 @@ from mmengine.logging import print_log
 
 from projects.common.utils.io import save_npy_atomic
 
-#: File marking a directory as written by :class:`TokenCache` (only those are ever removed).
+#: File marking a directory as written by :class:`TokenCache`.
 MARKER = '.aerialworld_token_cache'
 
 
@@ -103,8 +103,7 @@ class TokenCache:
     def weights_hash(self, tokenizer: nn.Module) -> str:
         """Hash of the tokenizer weights (recomputed only when a tensor changed).
 
-        Switching to new weights empties the in-memory codes and removes the cache
-        directories of other weights.
+        Switching to new weights empties the in-memory codes.
 
         Args:
             tokenizer (nn.Module): The tokenizer.
@@ -118,20 +117,10 @@ class TokenCache:
             if new != self._weights_hash:
                 self._memory.clear()
                 self._weights_hash = new
-                self._prune(keep=new)
+                print_log(f'TokenCache: tokenizer weights {new}, codes in '
+                          f'{osp.join(self.cache_dir, new)}', logger='current')
             self._fingerprint = fingerprint
         return self._weights_hash
-
-    def _prune(self, keep: str) -> None:
-        """Remove cache directories of other tokenizer weights (only ones with the marker)."""
-        if not osp.isdir(self.cache_dir):
-            return
-        for name in os.listdir(self.cache_dir):
-            path = osp.join(self.cache_dir, name)
-            if name != keep and osp.isfile(osp.join(path, MARKER)):
-                shutil.rmtree(path, ignore_errors=True)
-                print_log(f'TokenCache: removed codes of previous tokenizer weights ({path})',
-                          logger='current')
 
     def _dir(self, weights: str) -> str:
         """The directory of ``weights``' codes (created with its marker)."""
