@@ -60,6 +60,10 @@ val_dataloader = dict(
         test_mode=True))
 test_dataloader = val_dataloader
 
+# Model beside the no-learning baselines (copy-last, constant-velocity ego-motion warp, planned-
+# pose warp), IoU split into visible / newly revealed voxels (grid range and z reference 'ego'
+# from the index metainfo). Dynamic classes: the movable objects bicycle, bus, car,
+# construction_vehicle, motorcycle, pedestrian, trailer, truck.
 val_evaluator = dict(type='OccupancyMetric', num_classes=num_classes, free_label=free_label,
-                     class_names=class_names)
+                     class_names=class_names, dynamic_classes=[2, 3, 4, 5, 6, 7, 9, 10])
 test_evaluator = val_evaluator

@@ -51,6 +51,11 @@ val_dataloader = dict(
         test_mode=True))
 test_dataloader = val_dataloader
 
+# Model beside the no-learning baselines (copy-last, constant-velocity ego-motion warp, and the
+# planned-pose warp of predict_with_plan), IoU split into visible / newly revealed voxels. The
+# warps use the grid range and z reference of the dataset's index metainfo (so configs with
+# another grid need no override here). dynamic_classes: labels of classes that move on their
+# own (dynamic/IoU, dynamic/mIoU); the static PLATEAU city has none.
 val_evaluator = dict(type='OccupancyMetric', num_classes=num_classes, free_label=free_label,
-                     class_names=class_names)
+                     class_names=class_names, dynamic_classes=[])
 test_evaluator = val_evaluator

@@ -160,8 +160,20 @@ def warp_last_frame(last_occ: torch.Tensor, rel_poses: torch.Tensor,
     rel = torch.as_tensor(rel_poses, dtype=torch.float32)
     if rel.dim() != 2 or rel.shape[-1] != 4:
         raise ValueError(f'warp_last_frame: rel_poses must be (F, 4), got {tuple(rel.shape)}')
-    stacked = last_occ[None].expand(rel.shape[0], *last_occ.shape).contiguous()
-    warped, valid = warp_occupancy(stacked, rel, point_cloud_range, free_label, z_reference)
+    f = rel.shape[0]
+    nx, ny, nz = last_occ.shape
+    stacked = last_occ[None].expand(f, nx, ny, nz)
+    if z_reference != 'ground':
+        warped, valid = warp_occupancy(stacked.contiguous(), rel, point_cloud_range,
+                                       free_label, z_reference)
+        return torch.where(valid, warped, stacked), valid
+    # Planar warp: every target column (i, j) takes the whole source column it maps to (z is
+    # not resampled), so warping the (X, Y) column indices with warp_occupancy and gathering
+    # the columns gives the same volume at 1 / Z of the sampling cost.
+    columns = torch.arange(nx * ny, dtype=torch.float32).view(1, nx, ny, 1).expand(f, nx, ny, 1)
+    src, valid = warp_occupancy(columns.contiguous(), rel, point_cloud_range, 0, 'ground')
+    warped = last_occ.reshape(nx * ny, nz)[src[..., 0].long()]  # (F, X, Y, Z)
+    valid = valid.expand(f, nx, ny, nz)
     return torch.where(valid, warped, stacked), valid
 
 
