@@ -1,13 +1,15 @@
 """PLATEAU CityGML -> AerialWorld semantic occupancy converter.
 
 Modules: :mod:`.citygml` (robust CityGML reading and validation), :mod:`.geodesy` (pyproj
-local frames), :mod:`.scene` (sites, semantic meshes, global voxel grid, LiDAR ray casting),
+local frames), :mod:`.scene` (overview of the scene simulation: :mod:`.mesh` sites and semantic
+meshes, :mod:`.grid` the global voxel grid, :mod:`.lidar` LiDAR ray casting),
 :mod:`.trajectories` (drone / rover trajectories and 13-D poses), :mod:`.plateau_to_occ`
 (pipeline and session / index writer). :mod:`.uavscenes`: UAVScenes LiDAR sequences -> sessions.
 """
 from .citygml import (CityGMLError, CityGMLReader, CityObject, ParsedCityGML, Polygon3D,
                       read_citygml)
-from .geodesy import DEFAULT_TARGET_CRS, LocalFrame, project_latlon
+from .geodesy import (DEFAULT_TARGET_CRS, LocalFrame, project_latlon,
+                      select_plane_rectangular_zone, site_crs)
 from .nuscenes_occ import (NuScenesOccConfig, NuScenesOccConverter, NuScenesSequenceError,
                            convert_nuscenes_sequence)
 from .plateau_to_occ import (CONVERTER_VERSION, INDEX_FILES, ConverterConfig,
@@ -25,7 +27,8 @@ from .uavscenes import (UAVSCENES_GRID, UAVScenesConfig, UAVScenesConverter, UAV
 
 __all__ = [
     'CityGMLError', 'CityGMLReader', 'CityObject', 'ParsedCityGML', 'Polygon3D',
-    'read_citygml', 'DEFAULT_TARGET_CRS', 'LocalFrame', 'project_latlon', 'CONVERTER_VERSION',
+    'read_citygml', 'DEFAULT_TARGET_CRS', 'LocalFrame', 'project_latlon',
+    'select_plane_rectangular_zone', 'site_crs', 'CONVERTER_VERSION',
     'INDEX_FILES', 'ConverterConfig', 'PlateauOccupancyConverter', 'SessionPlan',
     'config_hash', 'convert_plateau', 'find_gml_files', 'pose_record', 'write_frame',
     'write_index', 'CATEGORY_PRIORITY', 'GRID_PRESETS', 'LIDAR_PRESETS', 'GlobalSemanticGrid',

@@ -48,6 +48,12 @@ ENVELOPE_TOL_DEG = 2e-4
 ENVELOPE_TOL_H = 5.0
 #: Plausible orthometric heights in Japan (m): below the lowest land / above Mt Fuji + towers.
 HEIGHT_LIMITS = (-100.0, 4000.0)
+#: CRSs a PLATEAU file may declare in ``srsName``: JGD2011 geographic 2-D + JGD2011 height
+#: (EPSG:6697, what PLATEAU ships) and JGD2011 geographic 2-D (EPSG:6668); both give
+#: ``lat lon`` in degrees, axis order latitude first.
+ACCEPTED_CRS = ('EPSG:6697', 'EPSG:6668')
+#: Transportation objects a rover may drive on (railways, tracks and squares are not roads).
+DRIVABLE_KINDS = ('Road',)
 
 
 class CityGMLError(ValueError):
@@ -81,6 +87,9 @@ class CityObject:
         source (str): path of the file it was read from.
         is_solid (bool): True when the polygons bound a volume (building / bridge solids or
             a building's LOD2 boundary surfaces); such objects are filled when voxelised.
+        kind (str): CityGML element name (``'Road'``, ``'Railway'``, ``'Track'``,
+            ``'Square'``, ``'Building'``, ``'BuildingPart'``, ...); only ``'Road'`` objects
+            are drivable for rovers (:data:`DRIVABLE_KINDS`).
     """
 
     gml_id: str
@@ -89,6 +98,7 @@ class CityObject:
     polygons: List[Polygon3D]
     source: str
     is_solid: bool = False
+    kind: str = ''
 
 
 @dataclass
@@ -101,12 +111,15 @@ class ParsedCityGML:
             from the root ``gml:Envelope``, None when the file has none.
         objects (list[CityObject]): the city objects with at least one valid polygon.
         report (Counter): counts of what was read, repaired and dropped.
+        crs (str): the file's CRS as ``'EPSG:<code>'`` (from ``srsName``; one of
+            :data:`ACCEPTED_CRS`).
     """
 
     path: str
     envelope: Optional[np.ndarray]
     objects: List[CityObject]
     report: Counter
+    crs: str = 'EPSG:6697'
 
 
 def local_name(tag) -> str:
@@ -170,6 +183,26 @@ def load_xml(path: str) -> Tuple[etree._ElementTree, int]:
         logger.warning('%s: the XML parser recovered from %d error(s) %s; first: line %d: %s',
                        path, n_err, dict(kinds), first.line, first.message)
     return tree, n_err
+
+
+def parse_srs_name(srs_name: str) -> Optional[str]:
+    """``'EPSG:<code>'`` of an ``srsName`` in any of the usual spellings, or None.
+
+    Understood: ``http://www.opengis.net/def/crs/EPSG/0/6697`` (what PLATEAU writes),
+    ``urn:ogc:def:crs:EPSG::6697``, ``urn:ogc:def:crs:EPSG:6.18:6697`` and ``EPSG:6697``.
+
+    Args:
+        srs_name (str): the attribute value.
+
+    Returns:
+        str | None: ``'EPSG:6697'`` etc., None when the value names no EPSG code.
+    """
+    text = srs_name.strip()
+    low = text.lower()
+    if 'epsg' not in low:
+        return None
+    code = low.rstrip('/').replace('::', ':').split('/')[-1].split(':')[-1]
+    return f'EPSG:{code}' if code.isdigit() else None
 
 
 def _parse_floats(text: Optional[str]) -> np.ndarray:
@@ -298,6 +331,9 @@ _OBJECT_KINDS: Dict[str, Tuple[str, bool]] = {
     'Tunnel': ('other', False),
     'OtherConstruction': ('other', False),
 }
+_PART_KINDS = ('BuildingPart', 'BridgePart')
+
+
 _CONTAINERS = {'cityObjectMember', 'featureMember', 'member', 'consistsOfBuildingPart',
                'outerBridgeConstruction', 'consistsOfBridgePart', 'reliefComponent',
                'ReliefFeature', 'CityModel'}
@@ -348,10 +384,15 @@ class CityGMLReader:
         validator = _RingValidator(envelope, report, self.tol_deg, self.tol_h)
         default_dim = 3
         ids = {}
+        srs_names = Counter()
         for el in root.iter():
             gid = el.get(f'{{{GML_NS}}}id') or el.get('id')
             if gid is not None:
                 ids[gid] = el
+            srs = el.get('srsName')
+            if srs is not None:
+                srs_names[srs] += 1
+        crs = self._check_crs(path, srs_names, report)
         objects: List[CityObject] = []
         for member in root:
             if local_name(member.tag) in ('cityObjectMember', 'featureMember', 'member'):
@@ -359,34 +400,73 @@ class CityGMLReader:
                     name = local_name(child.tag)
                     if name and name not in _OBJECT_KINDS and name not in _CONTAINERS:
                         report[f'ignored_{name}'] += 1
-        for el in self._iter_objects(root):
+        # a parent (Building / Bridge) whose geometry lives in its parts is kept when one of
+        # its parts is: parts come right after their parent from _iter_objects
+        states: List[List] = []  # per top-level object: [category, own geometry, via parts]
+        for el, parent in self._iter_objects(root):
             kind = local_name(el.tag)
             category, solid = _OBJECT_KINDS[kind]
-            report[f'{category}_objects_read'] += 1
+            report[f'{category}_parts_read' if parent is not None
+                   else f'{category}_objects_read'] += 1
             obj = self._read_object(el, category, solid, path, ids, validator, default_dim,
                                     report)
-            if obj is None:
+            if obj is not None:
+                obj.kind = kind
+                objects.append(obj)
+            if parent is None:
+                states.append([category, obj is not None, False])
+            elif obj is not None:  # parts follow their parent in _iter_objects
+                report[f'{category}_parts_kept'] += 1
+                states[-1][2] = True
+        for category, own, via_parts in states:
+            if own or via_parts:
+                report[f'{category}_objects_kept'] += 1
+                if via_parts and not own:
+                    report[f'{category}_objects_with_geometry_in_parts'] += 1
+            else:
                 report[f'{category}_objects_dropped_no_valid_geometry'] += 1
-                continue
-            objects.append(obj)
         self._log_report(path, report, objects)
-        return ParsedCityGML(path=path, envelope=envelope, objects=objects, report=report)
+        return ParsedCityGML(path=path, envelope=envelope, objects=objects, report=report,
+                             crs=crs)
+
+    @staticmethod
+    def _check_crs(path: str, srs_names: Counter, report: Counter) -> str:
+        """The file's CRS from its ``srsName`` attributes (see :data:`ACCEPTED_CRS`).
+
+        Raises:
+            CityGMLError: an ``srsName`` names a CRS other than :data:`ACCEPTED_CRS` (the
+                message names the file and the CRS found).
+        """
+        if not srs_names:
+            report['missing_srs_name'] += 1
+            logger.warning('%s declares no srsName; assuming %s (PLATEAU)', path,
+                           ACCEPTED_CRS[0])
+            return ACCEPTED_CRS[0]
+        found = {name: parse_srs_name(name) for name in srs_names}
+        bad = sorted(name for name, code in found.items() if code not in ACCEPTED_CRS)
+        if bad:
+            raise CityGMLError(
+                f'{path}: unsupported CRS {bad[0]!r} in srsName (found {sorted(srs_names)}); '
+                f'PLATEAU files are in {" or ".join(ACCEPTED_CRS)} (JGD2011 geographic, '
+                'lat lon [h])')
+        codes = sorted(set(found.values()))  # 6697 and 6668 share the horizontal datum
+        return 'EPSG:6697' if 'EPSG:6697' in codes else codes[0]
 
     @staticmethod
     def _iter_objects(root):
-        """Yield the top-level city objects and building / bridge parts (each exactly once)."""
+        """Yield ``(object, parent)``: top-level city objects (parent None), each followed by
+        its building / bridge parts (parent: the top-level object); each exactly once."""
         stack = [root]
         while stack:
             el = stack.pop()
             for child in el:
                 name = local_name(child.tag)
                 if name in _OBJECT_KINDS:
-                    yield child
+                    yield child, None
                     # parts are separate objects; their geometry is not the parent's
                     for sub in child.iter():
-                        if sub is not child and local_name(sub.tag) in (
-                                'BuildingPart', 'BridgePart'):
-                            yield sub
+                        if sub is not child and local_name(sub.tag) in _PART_KINDS:
+                            yield sub, child
                 elif name in _CONTAINERS or name.endswith('Member'):
                     stack.append(child)
 
@@ -483,7 +563,12 @@ class CityGMLReader:
 
     @staticmethod
     def _log_report(path: str, report: Counter, objects: Sequence[CityObject]) -> None:
-        kept = Counter(o.category for o in objects)
+        """One summary line: objects kept per category (a parent whose geometry lives in its
+        parts counts as kept; parts are counted separately), polygons, repairs and drops."""
+        kept = {k[:-len('_objects_kept')]: v for k, v in sorted(report.items())
+                if k.endswith('_objects_kept') and v}
+        kept.update({k[:-len('_kept')]: v for k, v in sorted(report.items())
+                     if k.endswith('_parts_kept') and v})
         repairs = {k: v for k, v in report.items()
                    if 'dropped' in k or 'removed' in k or 'fallback' in k or 'recovered' in k
                    or 'unresolved' in k or 'missing' in k or k.startswith('ignored_')}

@@ -65,8 +65,8 @@ from pyquaternion import Quaternion
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
-                                                         OCCWORLD_FREE_LABEL)
+from projects.aerialworld.datasets.classes import OCC3D_FREE_LABEL as OCCWORLD_FREE_LABEL
+from projects.aerialworld.datasets.classes import OCC3D_NUSCENES_CLASSES
 from projects.common.utils.io import (save_json_atomic, save_npy_atomic, save_npz_atomic,
                                       sha256_file)
 from .plateau_to_occ import write_index

@@ -19,33 +19,47 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
-import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.fileio import dump
 
 from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
-from projects.common.utils.io import (atomic_write, save_json_atomic, save_npy_atomic,
-                                      save_npz_atomic, sha256_file)
+from projects.aerialworld.datasets.session_io import (INDEX_FILES, dir_size,
+                                                      index_metainfo, make_session_dirs,
+                                                      pose_json, remove_on_failure,
+                                                      write_frame, write_index,
+                                                      write_split_indexes)
+from projects.aerialworld.datasets.session_io import config_hash as _hash
+from projects.aerialworld.datasets.session_io import \
+    prepare_output_dir as _prepare_output_dir
+from projects.common.utils.io import sha256_file
 from .citygml import CityGMLError, ParsedCityGML, read_citygml
-from .scene import (GRID_PRESETS, LIDAR_PRESETS, GlobalSemanticGrid, GridSpec, LidarSimulator,
-                    LidarSpec, SceneMesh, group_into_sites)
-from .trajectories import (DRONE_KINDS, ROVER_KIND, SurfaceModel, Trajectory,
-                           drone_trajectory, rover_trajectory)
+from .geodesy import FRAME_MODES, site_crs
+from .grid import GRID_PRESETS, GlobalSemanticGrid, GridSpec
+from .lidar import LIDAR_PRESETS, LidarSimulator, LidarSpec
+from .mesh import SceneMesh, group_into_sites
+from .trajectories import (DRONE_KINDS, ROVER_KIND, RoadsTooNarrowError, SurfaceModel,
+                           Trajectory, drivable_parts, drone_trajectory, rover_trajectory)
 
 logger = logging.getLogger(__name__)
 
-CONVERTER_VERSION = 'plateau_to_occ/1.0'
-INDEX_FILES = {'train': 'aerialworld_infos_train.pkl', 'val': 'aerialworld_infos_val.pkl'}
+#: Bump when the output for the same options and inputs changes (it is part of the config
+#: hash, so ``prepare_bundled_data.py`` rebuilds). 1.1: CRS from srsName, per-site metric
+#: frame, plinths without TIN labelled terrain, zero-height roads left out of the datum,
+#: railways / tracks / squares not driven on.
+CONVERTER_VERSION = 'plateau_to_occ/1.1'
 SESSION_PREFIXES = ('drone_', 'rover_')
+#: Distance (m) a rover keeps from the road edge (:func:`.trajectories.rover_trajectory`).
+ROVER_MARGIN = 1.0
+
+__all__ = ['CONVERTER_VERSION', 'INDEX_FILES', 'SESSION_PREFIXES', 'ConverterConfig',
+           'SessionPlan', 'PlateauOccupancyConverter', 'find_gml_files', 'config_hash',
+           'pose_record', 'write_frame', 'write_index', 'prepare_output_dir', 'convert_plateau']
 
 
 @dataclass
@@ -71,6 +85,10 @@ class ConverterConfig:
         site_gap_m (float): objects farther apart than this form separate sites.
         dataset_name (str): ``metainfo['dataset']``.
         xy_resolution (float | None): column size of the global grid (default: voxel size).
+        frame (str): metric frame of every site: ``'zone'`` (the JGD2011 plane rectangular
+            zone chosen from the site's location), ``'local'`` (transverse Mercator centred
+            on the site: true north, scale 1) or an explicit projected CRS
+            (:func:`.geodesy.site_crs`).
     """
 
     grid: Union[str, dict] = 'tokyo'
@@ -88,6 +106,7 @@ class ConverterConfig:
     site_gap_m: float = 300.0
     dataset_name: str = 'tokyo_plateau'
     xy_resolution: Optional[float] = None
+    frame: str = 'zone'
 
     def grid_spec(self) -> GridSpec:
         """The output :class:`GridSpec`."""
@@ -132,6 +151,8 @@ class ConverterConfig:
         self.grid_spec()
         self.lidar_spec('drone')
         self.lidar_spec('rover')
+        if self.frame not in FRAME_MODES:
+            site_crs(self.frame, 35.0, 139.0)  # raises ValueError on an unusable CRS
 
     def to_dict(self) -> dict:
         """JSON-serialisable copy."""
@@ -205,12 +226,9 @@ def config_hash(cfg: ConverterConfig, tile_dirs: Sequence[str]) -> str:
     Returns:
         str: hex sha256 (stored as ``metainfo['config_hash']``).
     """
-    h = hashlib.sha256(CONVERTER_VERSION.encode())
-    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for tile, files in find_gml_files(tile_dirs):
-        for f in files:
-            h.update(f'{tile}/{os.path.basename(f)}:{sha256_file(f)}'.encode())
-    return h.hexdigest()
+    return _hash(CONVERTER_VERSION, cfg.to_dict(),
+                 (f'{tile}/{os.path.basename(f)}:{sha256_file(f)}'
+                  for tile, files in find_gml_files(tile_dirs) for f in files))
 
 
 class PlateauOccupancyConverter:
@@ -251,7 +269,8 @@ class PlateauOccupancyConverter:
                     logger.warning('%s holds no usable city object', f)
                 parsed.append(p)
             self.parsed.extend(parsed)
-            for site_objs in group_into_sites(tile, parsed, self.cfg.site_gap_m):
+            for site_objs in group_into_sites(tile, parsed, self.cfg.site_gap_m,
+                                              self.cfg.frame):
                 mesh = SceneMesh.build(site_objs)
                 area = mesh.flight_area(250.0)
                 dsm = SurfaceModel(*mesh.surface_height_map(area, 1.0), 1.0).dilated(4.0)
@@ -297,10 +316,10 @@ class PlateauOccupancyConverter:
             name = f'{kind}_{counters[kind]:03d}'
             counters[kind] += 1
             plans.append(SessionPlan(name, kind, site, len(plans), float(alt)))
-        road_sites = [n for n, s in self.sites.items() if s.mesh.road_area is not None]
+        road_sites = self.rover_sites() if cfg.num_rover_sessions else []
         if cfg.num_rover_sessions and not road_sites:
-            logger.warning('no site has road polygons: the %d rover session(s) are skipped',
-                           cfg.num_rover_sessions)
+            logger.warning('no site has roads a rover can drive on: the %d rover session(s) '
+                           'are skipped', cfg.num_rover_sessions)
         elif road_sites:
             for i in range(cfg.num_rover_sessions):
                 name = f'rover_{i:03d}'
@@ -308,6 +327,24 @@ class PlateauOccupancyConverter:
                                          len(plans)))
         self._assign_splits(plans)
         return plans
+
+    def rover_sites(self) -> List[str]:
+        """Sites with roads wide enough for a rover (``tran:Road`` polygons only).
+
+        A site whose road polygons leave no drivable area once :data:`ROVER_MARGIN` is kept
+        from their edges is left out with a warning naming its files (the run goes on).
+        """
+        out = []
+        for name, site in self.sites.items():
+            if site.mesh.road_area is None:
+                continue
+            if drivable_parts(site.mesh.road_area, ROVER_MARGIN):
+                out.append(name)
+            else:
+                logger.warning('%s: the roads of site %s are too narrow for a rover (%.1f m '
+                               'margin from the edges); no rover session there',
+                               ', '.join(site.mesh.sources), name, ROVER_MARGIN)
+        return out
 
     def _assign_splits(self, plans: List[SessionPlan]) -> None:
         """Mark about ``val_fraction`` of the sessions as val, whole sessions only.
@@ -348,7 +385,8 @@ class PlateauOccupancyConverter:
         rng = np.random.default_rng([cfg.seed, plan.index])
         if plan.kind == ROVER_KIND:
             return rover_trajectory(rng, site.mesh.road_area, cfg.frames_per_session,
-                                    cfg.frame_rate_hz, ground_height=site.mesh.ground_height)
+                                    cfg.frame_rate_hz, ground_height=site.mesh.ground_height,
+                                    margin=ROVER_MARGIN)
         anchors = site.mesh.anchors if len(site.mesh.anchors) else None
         return drone_trajectory(plan.kind, rng, site.mesh.flight_area(20.0), plan.altitude,
                                 cfg.frames_per_session, cfg.frame_rate_hz, anchors=anchors,
@@ -387,11 +425,34 @@ class PlateauOccupancyConverter:
 
         Raises:
             FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+            ValueError: every planned session was skipped (no output folder is left).
+
+        A tile whose roads are too narrow for a rover skips its rover sessions with a warning
+        naming the files; a run that fails leaves no output folder it created.
         """
         t0 = time.perf_counter()
-        prepare_output_dir(out_dir, overwrite)
+        if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or
+                                        (os.listdir(out_dir) and not overwrite)):
+            prepare_output_dir(out_dir, overwrite)  # refuses (names the folder) before any work
         plans = self.plan_sessions()
-        trajs = {p.name: self.simulate(p) for p in plans}
+        trajs = {}
+        for p in plans:
+            try:
+                trajs[p.name] = self.simulate(p)
+            except RoadsTooNarrowError as exc:
+                logger.warning('%s: rover session %s skipped: %s',
+                               ', '.join(self.sites[p.site].mesh.sources), p.name, exc)
+        plans = [p for p in plans if p.name in trajs]
+        if not plans:
+            raise ValueError('nothing to convert: every session was skipped (files: '
+                             f'{[f for s in self.sites.values() for f in s.mesh.sources]})')
+        with remove_on_failure(out_dir):
+            prepare_output_dir(out_dir, overwrite)
+            return self._write(out_dir, plans, trajs, t0)
+
+    def _write(self, out_dir: str, plans: List[SessionPlan], trajs: Dict[str, Trajectory],
+               t0: float) -> dict:
+        """Voxelise the sites, render and write every frame and the index files."""
         # one-time voxelisation per site, over what its sessions can see
         radius = self.spec.radius + 2.0
         prep = 0.0
@@ -408,8 +469,7 @@ class PlateauOccupancyConverter:
         n_frames = 0
         for plan in plans:
             traj = trajs[plan.name]
-            for sub in ('occupancy', 'poses') + (('lidar',) if self.cfg.lidar else ()):
-                os.makedirs(os.path.join(out_dir, plan.name, sub), exist_ok=True)
+            make_session_dirs(os.path.join(out_dir, plan.name), self.cfg.lidar)
             for i in range(len(traj)):
                 occ, lidar, pose = self.render_frame(plan, traj, i)
                 entries[plan.split].append(
@@ -417,10 +477,7 @@ class PlateauOccupancyConverter:
                 n_frames += 1
         frame_seconds = time.perf_counter() - t_frames
         h = config_hash(self.cfg, self.tile_dirs)
-        for split, data_list in entries.items():
-            data_list.sort(key=lambda e: (e['session'], e['frame_idx']))
-            write_index(os.path.join(out_dir, INDEX_FILES[split]),
-                        self.metainfo(plans, h, split), data_list)
+        write_split_indexes(out_dir, entries, lambda split: self.metainfo(plans, h, split))
         summary = dict(
             out_dir=out_dir, sessions=len(plans),
             train_sessions=sum(p.split == 'train' for p in plans),
@@ -429,34 +486,28 @@ class PlateauOccupancyConverter:
             frame_seconds=round(frame_seconds, 2),
             frames_per_second=round(n_frames / max(frame_seconds, 1e-9), 2),
             total_seconds=round(time.perf_counter() - t0 + self.mesh_seconds, 2),
-            bytes=_dir_size(out_dir), config_hash=h)
+            bytes=dir_size(out_dir), config_hash=h)
         logger.info('wrote %s', summary)
         return summary
 
     def metainfo(self, plans: Sequence[SessionPlan], h: str, split: str) -> dict:
         """Index ``metainfo`` (contract keys plus provenance)."""
         spec = self.spec
-        return {
-            'dataset': self.cfg.dataset_name, 'classes': PLATEAU_CLASSES,
-            'free_label': PLATEAU_FREE_LABEL,
-            'point_cloud_range': [float(v) for v in spec.point_cloud_range],
-            'voxel_size': [float(v) for v in spec.voxel_size],
-            'grid_size': list(spec.grid_size), 'z_reference': 'ground',
-            'frame_rate_hz': float(self.cfg.frame_rate_hz), 'version': '1.0',
-            'split': split, 'config_hash': h, 'converter': CONVERTER_VERSION,
-            'converter_config': self.cfg.to_dict(),
-            'sites': {n: dict(s.mesh.frame.to_dict(),
-                              sources=[_tile_relative(f) for f in s.mesh.sources],
-                              ground_synthesized=s.mesh.ground_synthesized)
-                      for n, s in self.sites.items()},
-            'sessions': {p.name: dict(site=p.site, kind=p.kind, split=p.split,
-                                      altitude=p.altitude) for p in plans},
-            'attribution': '出典：国土交通省 PLATEAU (MLIT Japan, PLATEAU open data)',
-        }
+        return index_metainfo(
+            self.cfg.dataset_name, PLATEAU_CLASSES, PLATEAU_FREE_LABEL,
+            spec.point_cloud_range, spec.voxel_size, spec.grid_size, 'ground',
+            self.cfg.frame_rate_hz, split, h, CONVERTER_VERSION, self.cfg.to_dict(),
+            sites={n: dict(s.mesh.frame.to_dict(),
+                           sources=[_tile_relative(f) for f in s.mesh.sources],
+                           ground_synthesized=s.mesh.ground_synthesized)
+                   for n, s in self.sites.items()},
+            sessions={p.name: dict(site=p.site, kind=p.kind, split=p.split,
+                                   altitude=p.altitude) for p in plans},
+            attribution='出典：国土交通省 PLATEAU (MLIT Japan, PLATEAU open data)')
 
 
 def pose_record(traj: Trajectory, i: int) -> dict:
-    """The pose JSON of frame ``i`` in the contract's layout.
+    """The pose JSON of frame ``i`` of a trajectory (:func:`.session_io.pose_json`).
 
     Args:
         traj (Trajectory): the session's trajectory.
@@ -466,105 +517,19 @@ def pose_record(traj: Trajectory, i: int) -> dict:
         dict: ``pose_13d`` (13 floats), ``timestamp`` (s), ``position`` {x, y, z},
         ``orientation`` {x, y, z, w}, ``velocity`` {linear {x, y, z}, angular {x, y, z}}.
     """
-    p = traj.positions[i]
-    q = traj.quaternions[i]
-    v = traj.linear_velocity[i]
-    w = traj.angular_velocity[i]
-    return {
-        'pose_13d': [float(x) for x in traj.poses_13d()[i]],
-        'timestamp': float(traj.timestamps[i]),
-        'position': {'x': float(p[0]), 'y': float(p[1]), 'z': float(p[2])},
-        'orientation': {'x': float(q[1]), 'y': float(q[2]), 'z': float(q[3]),
-                        'w': float(q[0])},
-        'velocity': {'linear': {'x': float(v[0]), 'y': float(v[1]), 'z': float(v[2])},
-                     'angular': {'x': float(w[0]), 'y': float(w[1]), 'z': float(w[2])}},
-    }
-
-
-def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
-                lidar: Optional[np.ndarray], pose: dict) -> dict:
-    """Write one frame's files atomically; return its index entry (paths relative to out_dir).
-
-    Args:
-        out_dir (str): data root.
-        session (str): session name (its folders must exist).
-        i (int): frame index.
-        occ (np.ndarray): (X, Y, Z) uint8 occupancy.
-        lidar (np.ndarray | None): (N, 4) float32 sweep.
-        pose (dict): pose JSON.
-
-    Returns:
-        dict: ``session, frame_idx, timestamp, occ_path, pose_path[, lidar_path]``.
-    """
-    occ_rel = f'{session}/occupancy/{i:06d}_occupancy.npz'
-    pose_rel = f'{session}/poses/{i:06d}.json'
-    save_npz_atomic(os.path.join(out_dir, occ_rel), occupancy=occ.astype(np.uint8))
-    save_json_atomic(os.path.join(out_dir, pose_rel), pose)
-    entry = {'session': session, 'frame_idx': i, 'timestamp': pose['timestamp'],
-             'occ_path': occ_rel, 'pose_path': pose_rel}
-    if lidar is not None:
-        lidar_rel = f'{session}/lidar/{i:06d}_LIDAR.npy'
-        save_npy_atomic(os.path.join(out_dir, lidar_rel), lidar.astype(np.float32))
-        entry['lidar_path'] = lidar_rel
-    return entry
-
-
-def write_index(path: str, metainfo: dict, data_list: list) -> None:
-    """Write an index file atomically (temporary file + ``os.replace``) with mmengine."""
-    atomic_write(path, lambda tmp: dump({'metainfo': metainfo, 'data_list': data_list}, tmp,
-                                        file_format='pkl'))
+    return pose_json(traj.poses_13d()[i], traj.timestamps[i])
 
 
 def prepare_output_dir(out_dir: str, overwrite: bool,
                        sessions: Optional[Sequence[str]] = None) -> None:
-    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``.
-
-    With ``overwrite`` only previous converter outputs are removed (the index files and the
-    session folders: those named in ``sessions``, or by default the ``drone_*`` / ``rover_*``
-    folders of the PLATEAU converter); other entries are kept and listed.
-
-    Args:
-        out_dir (str): Output folder.
-        overwrite (bool): Allow replacing previous converter outputs.
-        sessions (Sequence[str], optional): Names of the session folders this converter
-            writes. Defaults to the PLATEAU session prefixes.
-
-    Raises:
-        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False, or it is a file.
-    """
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(f'output path {out_dir} exists and is not a folder')
-    os.makedirs(out_dir, exist_ok=True)
-    entries = sorted(os.listdir(out_dir))
-    if not entries:
-        return
-    if not overwrite:
-        raise FileExistsError(f'output folder {out_dir} is not empty ({len(entries)} entries, '
-                              f'e.g. {entries[:3]}); pass --overwrite to replace it')
-    kept = []
-    for e in entries:
-        p = os.path.join(out_dir, e)
-        if e in INDEX_FILES.values() or (e.startswith(INDEX_FILES['train'].split('_')[0]) and
-                                         '.tmp' in e):
-            os.remove(p)
-        elif os.path.isdir(p) and (e in set(sessions) if sessions is not None
-                                   else e.startswith(SESSION_PREFIXES)):
-            shutil.rmtree(p)
-        else:
-            kept.append(e)
-    if kept:
-        logger.warning('overwrite: kept entries of %s that the converter did not write: %s',
-                       out_dir, kept)
+    """:func:`.session_io.prepare_output_dir` with the PLATEAU session prefixes."""
+    _prepare_output_dir(out_dir, overwrite, sessions, SESSION_PREFIXES)
 
 
 def _tile_relative(path: str) -> str:
     """``<tile folder>/<file name>`` of a source file (machine-independent provenance)."""
     return '/'.join([os.path.basename(os.path.dirname(os.path.abspath(path))),
                      os.path.basename(path)])
-
-
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
 def convert_plateau(tile_dirs: Sequence[str], out_dir: str,

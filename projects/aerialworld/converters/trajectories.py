@@ -291,6 +291,29 @@ def drone_trajectory(kind: str, rng: np.random.Generator, area: np.ndarray, alti
 
 
 # ----------------------------------------------------------------------------- rover
+class RoadsTooNarrowError(ValueError):
+    """The road polygons leave no area where a rover keeps its margin from the edges."""
+
+
+def drivable_parts(road_area, margin: float = 1.0, min_area: float = 1.0) -> list:
+    """Pieces of the road area a rover can drive in.
+
+    Slivers are closed (0.25 m buffer out and back), then the area is shrunk by ``margin``
+    so the rover stays off the edges; pieces smaller than ``min_area`` are dropped.
+
+    Args:
+        road_area: shapely (Multi)Polygon, union of the road polygons (site frame, m).
+        margin (float): distance kept from the road edge (m).
+        min_area (float): smallest usable piece (m^2).
+
+    Returns:
+        list: shapely Polygons (empty when the roads are too narrow).
+    """
+    drivable = road_area.buffer(0.25).buffer(-0.25 - margin)
+    return [g for g in getattr(drivable, 'geoms', [drivable])
+            if not g.is_empty and g.area > min_area]
+
+
 def rover_trajectory(rng: np.random.Generator, road_area, num_frames: int,
                      frame_rate: float = 2.0, ground_height=None,
                      speed_range: Tuple[float, float] = (3.0, 6.0), margin: float = 1.0,
@@ -311,16 +334,16 @@ def rover_trajectory(rng: np.random.Generator, road_area, num_frames: int,
         Trajectory: poses on the ground (z = ground height), level (no roll / pitch).
 
     Raises:
-        ValueError: when the roads are too narrow for the margin.
+        RoadsTooNarrowError: when the roads are too narrow for the margin.
+        ValueError: invalid timing.
     """
     step = 1.0 / (frame_rate * dt)
     if abs(step - round(step)) > 1e-6 or num_frames < 2:
         raise ValueError(f'invalid rover timing: frame_rate={frame_rate}, dt={dt}, '
                          f'num_frames={num_frames}')
-    drivable = road_area.buffer(0.25).buffer(-0.25 - margin)  # close slivers, keep off edges
-    parts = [g for g in getattr(drivable, 'geoms', [drivable]) if g.area > 1.0]
+    parts = drivable_parts(road_area, margin)
     if not parts:
-        raise ValueError(f'roads too narrow for a rover with margin {margin} m')
+        raise RoadsTooNarrowError(f'roads too narrow for a rover with margin {margin} m')
     weights = np.array([g.area for g in parts])
     part = parts[rng.choice(len(parts), p=weights / weights.sum())]
     shapely.prepare(part)
