@@ -32,8 +32,12 @@ class VLADataPreprocessor(BaseDataPreprocessor):
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs, samples = data['inputs'], data['data_samples']
-        if isinstance(inputs, dict):  # already batched (inference helper)
-            return dict(inputs=inputs, data_samples=samples)
+        if isinstance(inputs, dict):
+            if isinstance(inputs.get('images'), torch.Tensor):  # already batched (inference)
+                return dict(inputs=inputs, data_samples=samples)
+            # pseudo_collate: a dict of per-sample lists
+            n = len(inputs['images'])
+            inputs = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
         images = torch.stack([torch.as_tensor(x['images']) for x in inputs])
         has = torch.tensor([x.get('sensor') is not None for x in inputs], dtype=torch.bool)
         sensor = None
