@@ -13,8 +13,8 @@ from mmengine.fileio import load
 from projects.aerialworld.converters import nuscenes_occ as no
 from projects.aerialworld.datasets import Occ3DDataset
 from projects.aerialworld.datasets.occ3d_dataset import build_occ3d_index
-from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
-                                                         occworld_nuscenes_model_cfg)
+from projects.aerialworld.model_converters.occworld import (
+    OCC3D_NUSCENES_CLASSES, occworld_model_cfg)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEQ = osp.join(ROOT, 'data', 'nuscenes_seq')
@@ -299,7 +299,7 @@ def test_occ3d_dataset_with_masks_and_metric(tmp_path):
 # ------------------------------------------------------------------------- config
 def test_finetune_nuscenes_config_matches_occworld_layout():
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'finetune_nuscenes.py'))
-    ref = occworld_nuscenes_model_cfg()
+    ref = occworld_model_cfg()
     assert cfg.load_from is None
     for part in ('tokenizer', 'transformer'):
         for k, v in ref[part].items():

@@ -16,11 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from projects.aerialworld.models.occworld_compat import (OCC3D_NUSCENES_CLASSES,
-                                                         convert_occworld_state_dict,
-                                                         format_report,
-                                                         occworld_nuscenes_model_cfg,
-                                                         resolve_class_map)
+from projects.aerialworld.model_converters.occworld import (
+    OCC3D_NUSCENES_CLASSES, convert_occworld_state_dict, format_report, occworld_model_cfg,
+    resolve_class_map)
 from projects.registry import MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,7 +50,7 @@ def release_sd(release_shapes):
 @pytest.fixture(scope='module')
 def converted(release_sd):
     torch.manual_seed(0)
-    model = MODELS.build(occworld_nuscenes_model_cfg())
+    model = MODELS.build(occworld_model_cfg())
     new_sd, report = convert_occworld_state_dict(release_sd, model)
     return model, new_sd, report
 
@@ -98,7 +96,7 @@ def test_mapped_tensors_bit_identical_and_checkpoint_loads(release_sd, converted
     for src_key, entry in report['mapped'].items():
         assert torch.equal(new_sd[entry['dst']], release_sd[src_key]), src_key
     torch.manual_seed(1)
-    fresh = MODELS.build(occworld_nuscenes_model_cfg())
+    fresh = MODELS.build(occworld_model_cfg())
     result = fresh.load_state_dict(new_sd, strict=False)
     assert sorted(result.missing_keys) == sorted(report['from_scratch'])
     assert result.unexpected_keys == []
@@ -197,8 +195,8 @@ def test_height_fold_layout_matches_release(converted):
 
 
 def test_class_map_grid_and_frames_adaptation(release_sd):
-    cfg = occworld_nuscenes_model_cfg(
-        num_classes=7, free_label=6, num_history=4,
+    cfg = occworld_model_cfg(
+        num_classes=7, free_label=6, num_history=4, copy_decode=None,
         tokenizer=dict(num_classes=7, free_label=6, grid_size=[40, 40, 8]),
         transformer=dict(max_frames=12, num_blocks=2))
     model = MODELS.build(cfg)
@@ -236,8 +234,7 @@ def test_class_map_grid_and_frames_adaptation(release_sd):
 
 
 def test_layout_divergence_and_unknown_keys_are_reported(release_sd):
-    cfg = occworld_nuscenes_model_cfg(tokenizer=dict(grid_size=[40, 40, 16],
-                                                     num_res_blocks=1))
+    cfg = occworld_model_cfg(tokenizer=dict(grid_size=[40, 40, 16], num_res_blocks=1))
     model = MODELS.build(cfg)
     src = dict(release_sd)
     src['vae.extra_head.weight'] = torch.zeros(3)
@@ -267,7 +264,7 @@ def test_cli_converts_and_writes_mmengine_checkpoint(release_sd, release_file, t
     assert set(ckpt) == {'state_dict', 'meta'}
     assert ckpt['meta']['conversion_counts']['unexplained'] == 0
     torch.manual_seed(2)
-    model = MODELS.build(occworld_nuscenes_model_cfg())
+    model = MODELS.build(occworld_model_cfg())
     load_checkpoint(model, dst, map_location='cpu', strict=False)
     state = model.state_dict()
     for src_key, entry in ckpt['meta']['conversion_report']['mapped'].items():
@@ -285,7 +282,7 @@ def test_cli_converts_and_writes_mmengine_checkpoint(release_sd, release_file, t
 
 def test_cli_with_config(release_file, tmp_path, capsys):
     tool = _load_tool()
-    cfg = occworld_nuscenes_model_cfg(tokenizer=dict(grid_size=[40, 40, 16]))
+    cfg = occworld_model_cfg(tokenizer=dict(grid_size=[40, 40, 16]))
     config = tmp_path / 'small_nuscenes.py'
     config.write_text(f'model = {cfg!r}\n')
     dst = str(tmp_path / 'small.pth')

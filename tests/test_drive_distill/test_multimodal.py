@@ -49,3 +49,23 @@ def test_wta_and_nll_change_the_gradients():
     assert not torch.allclose(g1, g_wta) and not torch.allclose(g1, g_nll)
     assert not torch.allclose(g_wta, g_nll)
     assert torch.isfinite(l_wta['loss_traj']) and torch.isfinite(l_nll['loss_traj'])
+
+
+def test_loss_takes_inputs_and_data_samples_like_every_base_model():
+    _, via_forward = _grad(1, None)
+    projects.register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='DrivingStudent', encoder=dict(type='VectorSceneEncoder', dim=32, num_layers=1,
+                                            num_heads=2),
+        dim=32, num_decoder_layers=1, num_heads=2, num_modes=1, multimodal_loss=None,
+        action_loss=None))
+    torch.nn.init.normal_(model.traj_head.weight, std=0.01)
+    batch = _batch()
+    direct = model.loss(batch['inputs'], batch['data_samples'])
+    assert set(direct) == set(via_forward)
+    for key in direct:
+        assert torch.allclose(direct[key], via_forward[key]), key
+    features = model.forward_features(batch['inputs'])
+    by_feat = model.loss_by_feat(features, batch['data_samples'])
+    assert torch.allclose(by_feat['loss_traj'], direct['loss_traj'])

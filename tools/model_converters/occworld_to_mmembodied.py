@@ -10,7 +10,8 @@ Example::
 holds ``vae.*``, ``transformer.*``, ``pose_encoder.*``, ``pose_decoder.*``), loaded with
 ``torch.load(weights_only=True)``. The destination model is built from ``--config`` (its
 ``model``) or, by default, from
-:func:`projects.aerialworld.models.occworld_compat.occworld_nuscenes_model_cfg`. The
+:data:`projects.aerialworld.model_converters.occworld.DEFAULT_CONFIG`
+(``configs/finetune_nuscenes.py``, the OccWorld-compatible layout). The
 conversion report (counts per category and every key that is not a plain rename, with its
 rule or reason) is printed; ``DST`` is written atomically as an MMEngine checkpoint
 ``{'state_dict': ..., 'meta': {...}}`` that ``load_from`` accepts (keys left at their
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import torch  # noqa: E402
 
-DEFAULT_CONFIG = 'projects.aerialworld.models.occworld_compat.occworld_nuscenes_model_cfg()'
+DEFAULT_CONFIG = 'configs/finetune_nuscenes.py'
 
 
 class ConversionError(Exception):
@@ -47,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('dst', metavar='DST', help='output checkpoint for load_from')
     p.add_argument('--config', default=None,
                    help='config whose `model` is the destination (default: the OccWorld-'
-                   'compatible nuScenes model, occworld_nuscenes_model_cfg())')
+                   'compatible nuScenes model of configs/finetune_nuscenes.py)')
     p.add_argument('--class-map', default='nuscenes',
                    help="'nuscenes' (identity over the 18 Occ3D-nuScenes classes, default), "
                    "'none' (class embedding not converted) or a JSON file holding a list: "
@@ -133,17 +134,12 @@ def build_destination(config: Optional[str]):
         ConversionError: If the config file is missing or has no ``model``.
     """
     import projects  # noqa: F401  (registers all modules)
-    from projects.aerialworld.models.occworld_compat import occworld_nuscenes_model_cfg
+    from projects.aerialworld.model_converters.occworld import occworld_model_cfg
     from projects.registry import MODELS
-    if config is None:
-        return MODELS.build(occworld_nuscenes_model_cfg())
-    from mmengine.config import Config
-    if not os.path.isfile(config):
-        raise ConversionError(f'--config {config}: no such file')
-    cfg = Config.fromfile(config)
-    if 'model' not in cfg:
-        raise ConversionError(f'--config {config}: has no `model`')
-    return MODELS.build(cfg.model)
+    try:
+        return MODELS.build(occworld_model_cfg(config))
+    except (FileNotFoundError, KeyError) as err:
+        raise ConversionError(f'--config {config}: {err}') from err
 
 
 def save_atomic(obj: dict, path: str) -> None:
@@ -167,8 +163,8 @@ def save_atomic(obj: dict, path: str) -> None:
 
 def convert(args: argparse.Namespace) -> int:
     """Run the conversion described by ``args``; returns the exit status."""
-    from projects.aerialworld.models.occworld_compat import (convert_occworld_state_dict,
-                                                             format_report)
+    from projects.aerialworld.model_converters.occworld import (convert_occworld_state_dict,
+                                                                format_report)
     if os.path.isdir(args.dst):
         raise ConversionError(f'{args.dst}: is a directory, expected a checkpoint file path')
     if os.path.exists(args.dst) and not args.overwrite:

@@ -239,11 +239,11 @@ class DrivingStudent(BaseModel):
         Raises:
             ValueError: on an unknown mode.
         """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
         out = self.forward_features(inputs)
         if mode == 'tensor':
             return out
-        if mode == 'loss':
-            return self.loss(out, data_samples)
         if mode == 'predict':
             return self.predict(out, data_samples)
         raise ValueError(f'DrivingStudent.forward: unknown mode {mode!r}')
@@ -257,8 +257,29 @@ class DrivingStudent(BaseModel):
         with torch.no_grad():
             return unicycle_inverse(data_samples['gt_traj'][..., :2].float(), v0, self.dt)
 
-    def loss(self, out, data_samples):
-        """Compute the training losses (see the class docstring); returns a dict."""
+    def loss(self, inputs, data_samples):
+        """Training losses of a batch (MMEngine ``BaseModel.loss`` signature).
+
+        Args:
+            inputs (dict[str, Tensor]): As :meth:`forward`.
+            data_samples (dict): Collated targets, as :meth:`forward`.
+
+        Returns:
+            dict[str, Tensor]: See :meth:`loss_by_feat`.
+        """
+        return self.loss_by_feat(self.forward_features(inputs), data_samples)
+
+    def loss_by_feat(self, out, data_samples):
+        """Losses of the outputs of :meth:`forward_features` (see the class docstring).
+
+        Args:
+            out (dict[str, Tensor]): :meth:`forward_features` output.
+            data_samples (dict): Collated targets (``gt_traj`` (B, T, 3), ``gt_mask``...).
+
+        Returns:
+            dict[str, Tensor]: ``loss_traj`` and, as configured, ``loss_action``,
+            ``loss_discrete``, ``loss_reasoning``.
+        """
         gt = data_samples['gt_traj'].float()
         mask = data_samples.get('gt_mask')
         traj = out['traj']

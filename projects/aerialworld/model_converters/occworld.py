@@ -15,8 +15,9 @@ Driving", arXiv:2311.16038, 2023) publishes a nuScenes checkpoint (``latest.pth`
 
 This module provides
 
-* :func:`occworld_nuscenes_model_cfg`: an :class:`AerialWorld` config whose modules match
-  the release as closely as our architecture allows (the tokenizer exactly);
+* :func:`occworld_model_cfg`: the ``model`` of ``configs/finetune_nuscenes.py``, the
+  :class:`AerialWorld` config whose modules match the release as closely as our architecture
+  allows (the tokenizer exactly);
 * :func:`convert_occworld_state_dict`: key remapping with shape checks; every source key is
   reported as ``mapped`` (copied bit-identically), ``adapted`` (transformed by a stated
   rule) or ``dropped`` (with the architectural reason); every destination key is either
@@ -37,6 +38,7 @@ Layout facts the mapping relies on (all checked against the release key shapes):
 * the transformer consumes the raw code vectors (before ``post_quant_conv``).
 """
 import copy
+import os.path as osp
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -45,7 +47,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from projects.aerialworld.datasets.classes import OCC3D_FREE_LABEL, OCC3D_NUSCENES_CLASSES
-from .vqvae import AttnBlock2d
+from projects.aerialworld.models.vqvae_blocks import AttnBlock2d
+
+#: The OccWorld-compatible config (repository-relative).
+DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__))))), 'configs', 'finetune_nuscenes.py')
 
 #: Free label of the release (Occ3D's).
 OCCWORLD_FREE_LABEL = OCC3D_FREE_LABEL
@@ -66,68 +72,41 @@ SRC_CATEGORIES = ('mapped', 'adapted', 'dropped', 'unexplained')
 DST_CATEGORIES = ('synthesized', 'from_scratch')
 
 
-def occworld_nuscenes_model_cfg(**overrides) -> dict:
-    """``AerialWorld`` config shaped like the OccWorld nuScenes release.
+def occworld_model_cfg(config: Optional[str] = None, **overrides) -> dict:
+    """The ``model`` of the OccWorld-compatible config, with overrides.
 
-    Tokenizer: identical layout to the release VAE (grid 200 x 200 x 16, 18 classes, free 17,
-    class embedding 8, base 64 channels x (1, 2, 4), 2 residual blocks per level, single-head
-    attention at the lowest level, codebook 512 x 128, commitment weight 1.0 like the
-    release's VQ loss), so all 222 ``vae.*`` tensors convert.
-    World transformer: width 128 (the release's token width), 8 heads (release default),
-    6 blocks (one per release level-0 temporal layer, which are transplanted), MLP ratio 4
-    (release FFN 128 -> 512 -> 128), 16 frames (release temporal embedding 16 x 128), pose
-    MLPs of width 128 (release pose encoder / decoder width), multi-scale spatial mixing at
-    scales (1, 2, 4), i.e. the release U-Net's 50 / 25 / 12 token maps.
-    Temporal protocol: 5 history + 6 future frames (OccWorld nuScenes evaluation, DESIGN.md
-    §2), ``train_stage='world'`` (the tokenizer comes pretrained).
+    The destination layout lives in one place, ``configs/finetune_nuscenes.py`` (tokenizer
+    identical to the release VAE: grid 200 x 200 x 16, 18 classes, free 17, class embedding 8,
+    base 64 channels x (1, 2, 4), 2 residual blocks per level, single-head attention at the
+    lowest level, codebook 512 x 128; world transformer of width 128, 8 heads, 6 blocks, MLP
+    ratio 4, 16 frames, pose MLPs of width 128, spatial scales (1, 2, 4)); this reads it.
 
     Args:
-        **overrides: Top-level keys replacing those of the returned dict (``tokenizer`` /
+        config (str, optional): Config file. Defaults to :data:`DEFAULT_CONFIG`.
+        **overrides: Top-level model keys replacing the config's (``tokenizer`` /
             ``transformer`` dicts are merged key by key).
 
     Returns:
         dict: A config for ``MODELS.build``.
+
+    Raises:
+        FileNotFoundError: If ``config`` does not exist.
+        KeyError: If it has no ``model``.
     """
-    cfg = dict(
-        type='AerialWorld',
-        num_classes=len(OCC3D_NUSCENES_CLASSES),
-        free_label=OCCWORLD_FREE_LABEL,
-        num_history=5,
-        num_future=6,
-        train_stage='world',
-        tokenizer=dict(
-            type='OccVQVAE',
-            num_classes=len(OCC3D_NUSCENES_CLASSES),
-            free_label=OCCWORLD_FREE_LABEL,
-            grid_size=list(OCCWORLD_GRID),
-            class_embed_dim=8,
-            z_reduction=1,
-            base_channels=64,
-            channel_mults=(1, 2, 4),
-            num_res_blocks=2,
-            num_codes=512,
-            code_dim=128,
-            beta=1.0,
-            attn_at_lowest=True,
-            attn_heads=1),
-        transformer=dict(
-            type='OccWorldTransformer',
-            d_model=128,
-            num_blocks=OCCWORLD_TEMPORAL_LAYERS,
-            num_heads=OCCWORLD_NUM_HEADS,
-            mlp_ratio=4.0,
-            max_frames=16,
-            pose_dims=4,
-            pose_hidden=128,
-            token_embed='codebook',
-            spatial_scales=(1, 2, 4),
-            spatial_mode='attn'))
+    from mmengine.config import Config
+    config = config or DEFAULT_CONFIG
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'OccWorld-compatible config {config}: no such file')
+    cfg = Config.fromfile(config)
+    if 'model' not in cfg:
+        raise KeyError(f'{config}: has no `model`')
+    model = cfg.model.to_dict()
     for key, value in overrides.items():
         if key in ('tokenizer', 'transformer') and isinstance(value, Mapping):
-            cfg[key].update(copy.deepcopy(dict(value)))
+            model[key].update(copy.deepcopy(dict(value)))
         else:
-            cfg[key] = copy.deepcopy(value)
-    return cfg
+            model[key] = copy.deepcopy(value)
+    return model
 
 
 def resolve_class_map(class_map: Union[None, str, Sequence[Optional[int]]],
@@ -301,7 +280,7 @@ class _Conversion:
         if src_shape != dst_shape:
             self.drop(key, f'shape mismatch: release {list(src_shape)} vs destination '
                       f'{dst_key} {list(dst_shape)} (destination config differs from the '
-                      f'release; see occworld_nuscenes_model_cfg)')
+                      f'release; see configs/finetune_nuscenes.py)')
             return False
         self._claim(key)
         self._fill(dst_key, self.src[key])
@@ -896,6 +875,6 @@ def format_report(report: dict, src_sd: Optional[Mapping[str, torch.Tensor]] = N
 
 __all__ = [
     'OCC3D_NUSCENES_CLASSES', 'OCCWORLD_FREE_LABEL', 'OCCWORLD_GRID', 'OCCWORLD_NUM_HEADS',
-    'occworld_nuscenes_model_cfg', 'resolve_class_map', 'convert_occworld_state_dict',
+    'occworld_model_cfg', 'DEFAULT_CONFIG', 'resolve_class_map', 'convert_occworld_state_dict',
     'report_counts', 'format_report'
 ]
