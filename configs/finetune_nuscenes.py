@@ -6,36 +6,33 @@
 # keyframes leave 2 windows of 10 frames, the release protocol would leave 1).
 #        python tools/train.py configs/finetune_nuscenes.py
 #
-# Weights: `load_from = None` trains from scratch (tokenizer stage, then the world model, one
-# command). To fine-tune the public OccWorld release instead, convert it with
+# Weights: trains from scratch (tokenizer stage, then the world model, one command). To
+# fine-tune the public OccWorld release instead, convert it with
 #   python tools/model_converters/occworld_to_mmembodied.py latest.pth \
 #       checkpoints/occworld/occworld_nuscenes_mmembodied.pth
 # then run with
 #   --cfg-options load_from=checkpoints/occworld/occworld_nuscenes_mmembodied.pth \
-#                 custom_hooks.1.switch_iter=0
-# (switch_iter=0: the converted tokenizer is kept frozen and only the world model trains).
+#                 train_cfg.switch_ratio=0
+# (switch at iteration 0: the converted tokenizer is kept frozen and only the world model
+# trains). See docs/aerialworld_nuscenes.md.
 _base_ = [
-    './_base_/default_runtime.py',
+    './_base_/aerialworld_runtime.py',
     './_base_/datasets/nuscenes_occ.py',
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
-point_cloud_range = [-40.0, -40.0, -1.0, 40.0, 40.0, 5.4]
-voxel_size = [0.4, 0.4, 0.4]
-grid_size = [200, 200, 16]
-num_classes = 18
-free_label = 17
+# Values of _base_/datasets/nuscenes_occ.py, named here because the model below uses them.
+point_cloud_range = {{_base_.point_cloud_range}}
+grid_size = {{_base_.grid_size}}
+num_classes = {{_base_.num_classes}}
+free_label = {{_base_.free_label}}
 
-load_from = None  # or checkpoints/occworld/occworld_nuscenes_mmembodied.pth (see above)
-
-max_iters = 2000
-switch_iter = 1000
-train_cfg = dict(max_iters=max_iters, val_interval=500)
+# 2000 iterations: the tokenizer for the first 1000 (0.5), then the world model.
+train_cfg = dict(switch_ratio=0.5, val_interval=500)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-6, by_epoch=False, begin=0,
-         end=max_iters),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=0),
 ]
 # The values of occworld_nuscenes_model_cfg() (tests/test_aerialworld/test_nuscenes_occ.py
 # checks they agree), except num_history (4, see above) and train_stage (from scratch).
@@ -61,12 +58,3 @@ model = dict(
         pose_hidden=128, token_embed='codebook', spatial_scales=(1, 2, 4),
         spatial_mode='attn'))
 default_hooks = dict(checkpoint=dict(interval=500))
-custom_hooks = [
-    dict(type='CheckpointCompatHook'),
-    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
-    dict(type='InvalidSampleReportHook'),
-    dict(type='SignalCheckpointHook'),
-    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
-]
-visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
-                  voxel_size=voxel_size)

@@ -3,22 +3,22 @@
 # (200 x 200 x 121, 0.4 m x 0.4 m x 1.25 m, z = 0..150 m above ground), 4 history + 6 future
 # frames at 2 Hz.        python tools/train.py configs/finetune_tokyo.py
 # Stage-by-stage alternatives: configs/vqvae_tokyo.py then configs/worldmodel_tokyo.py.
+# Results and commands: configs/README.md; tuning history: docs/aerialworld_tuning.md.
 _base_ = [
-    './_base_/default_runtime.py',
+    './_base_/aerialworld_runtime.py',
     './_base_/datasets/tokyo_plateau.py',
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
+# The grid of _base_/datasets/tokyo_plateau.py, named here because the model below indexes it.
 point_cloud_range = [-40.0, -40.0, -2.0, 40.0, 40.0, 150.0]
-voxel_size = [0.4, 0.4, 1.25]
-max_iters = 20000
-switch_iter = 8000
-train_cfg = dict(max_iters=max_iters, val_interval=2000)
+
+# 20000 iterations: the tokenizer for the first 8000 (0.4), then the world model.
+train_cfg = dict(max_iters=20000, switch_ratio=0.4)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-6, by_epoch=False, begin=0,
-         end=max_iters),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=0),
 ]
 model = dict(
     tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
@@ -31,18 +31,6 @@ model = dict(
                      spatial_scales=(1, 2, 4), copy_prior=6.0, pose_residual=True,
                      copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
                                       point_cloud_range[3], point_cloud_range[4]]))
-train_dataloader = dict(batch_size=1, num_workers=2)
-val_dataloader = dict(batch_size=1, num_workers=2, dataset=dict(window_stride=5))
+val_dataloader = dict(dataset=dict(window_stride=5))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=1000))
-custom_hooks = [
-    dict(type='CheckpointCompatHook'),
-    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
-    dict(type='InvalidSampleReportHook'),
-    dict(type='SignalCheckpointHook'),
-    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
-    dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
-]
-# Occupancy panels (GT / prediction / baseline per future step) to every vis backend.
-visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
-                  voxel_size=voxel_size)

@@ -8,24 +8,23 @@
 #     --cfg-options train_dataloader.dataset.data_root=data/uavscenes/ \
 #                   val_dataloader.dataset.data_root=data/uavscenes/ \
 #                   test_dataloader.dataset.data_root=data/uavscenes/
-# See docs/aerialworld_uavscenes.md.
+# See docs/aerialworld_uavscenes.md and configs/README.md.
 _base_ = [
-    './_base_/default_runtime.py',
+    './_base_/aerialworld_runtime.py',
     './_base_/datasets/uavscenes.py',
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
+# The grid of _base_/datasets/uavscenes.py, named here because the model below uses it.
 point_cloud_range = [-40.0, -40.0, -10.0, 40.0, 40.0, 50.0]
-voxel_size = [0.4, 0.4, 0.5]
-grid_size = [200, 200, 120]
-max_iters = 20000
-switch_iter = 8000
-train_cfg = dict(max_iters=max_iters, val_interval=2000)
+grid_size = {{_base_.grid_size}}
+
+# 20000 iterations: the tokenizer for the first 8000 (0.4), then the world model.
+train_cfg = dict(max_iters=20000, switch_ratio=0.4)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-6, by_epoch=False, begin=0,
-         end=max_iters),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=0),
 ]
 model = dict(
     tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
@@ -39,17 +38,6 @@ model = dict(
                      spatial_scales=(1, 2, 4), copy_prior=6.0, pose_residual=True,
                      copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
                                       point_cloud_range[3], point_cloud_range[4]]))
-train_dataloader = dict(batch_size=1, num_workers=2)
-val_dataloader = dict(batch_size=1, num_workers=2, dataset=dict(window_stride=5))
+val_dataloader = dict(dataset=dict(window_stride=5))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=1000))
-custom_hooks = [
-    dict(type='CheckpointCompatHook'),
-    dict(type='TrainStageSwitchHook', switch_iter=switch_iter),
-    dict(type='InvalidSampleReportHook'),
-    dict(type='SignalCheckpointHook'),
-    dict(type='OccupancyCollapseHook', warn_ratio=0.1),
-    dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
-]
-visualizer = dict(type='OccupancyVisualizer', point_cloud_range=point_cloud_range,
-                  voxel_size=voxel_size)

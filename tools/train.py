@@ -4,7 +4,14 @@ Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
     Aliases for seed users: --batch-size, --epochs, --max-iters, --lr, --seed, --deterministic,
-        --resume-from CKPT, --load-from CKPT, --eval-only, --wandb, --compile.
+        --resume-from CKPT, --load-from CKPT, --from-scratch, --gpu-ids IDS, --eval-only,
+        --wandb, --wandb-project NAME, --wandb-run-name NAME, --wandb-tags TAG [TAG ...],
+        --compile.
+
+``--from-scratch`` ignores the config's ``load_from``. ``--gpu-ids 0,1`` sets
+``CUDA_VISIBLE_DEVICES`` (several GPUs: ``tools/dist_train.sh CONFIG N --gpu-ids ...``). Any
+``--wandb-*`` option implies ``--wandb``; W&B logs offline when its API is unreachable, and the
+flags fail with a clear message when the ``wandb`` package is not installed.
 
 Distributed: ``tools/dist_train.sh CONFIG NUM_PROCS [args]`` (gloo on CPU-only machines).
 Configs with ``runner_type = 'FlexibleRunner'`` and a ``strategy`` (e.g. FSDP in
@@ -22,10 +29,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # repo root
 
 import projects  # noqa: E402
 from projects.common.engine.launch import (ConfigFlagError, add_common_args,  # noqa: E402
-                                           apply_amp, build_runner, default_work_dir,
-                                           finalize_distributed,
+                                           add_wandb_backend, apply_amp, build_runner,
+                                           default_work_dir, finalize_distributed,
                                            parse_args_set_local_rank, prepare_launcher,
-                                           set_by_path)
+                                           select_gpus, set_by_path)
 
 
 def parse_args(argv=None):
@@ -38,6 +45,10 @@ def parse_args(argv=None):
                         'when no path is given')
     parser.add_argument('--resume-from', help='alias of --resume CKPT')
     parser.add_argument('--load-from', help='initialise weights from CKPT (no optimizer state)')
+    parser.add_argument('--from-scratch', action='store_true',
+                        help="ignore the config's load_from (random initialisation)")
+    parser.add_argument('--gpu-ids', help='GPUs to use, comma-separated, e.g. 0 or 0,1 '
+                        '(sets CUDA_VISIBLE_DEVICES)')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision (AmpOptimWrapper on CUDA, bf16 autocast on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -52,9 +63,40 @@ def parse_args(argv=None):
     parser.add_argument('--eval-only', action='store_true',
                         help='only evaluate the loaded/resumed checkpoint on the val set')
     parser.add_argument('--wandb', action='store_true', help='also log to Weights & Biases')
+    parser.add_argument('--wandb-project', help='W&B project (implies --wandb; default '
+                        'occworld-tokyo)')
+    parser.add_argument('--wandb-run-name', help='W&B run name (implies --wandb)')
+    parser.add_argument('--wandb-tags', nargs='+', help='W&B tags (implies --wandb)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
     add_common_args(parser, 'train_cfg.max_iters=10')
     return parse_args_set_local_rank(parser, argv)
+
+
+def drop_pretrained_init(node, path='model'):
+    """Remove every ``init_cfg=dict(type='Pretrained', ...)`` under ``node`` (in place).
+
+    Args:
+        node (dict | list | None): a (sub-)config.
+        path (str): dotted name of ``node``, for the returned keys.
+
+    Returns:
+        list[str]: dotted names of the configs whose ``init_cfg`` was removed.
+    """
+    dropped = []
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        if any(isinstance(i, dict) and i.get('type') == 'Pretrained' for i in inits):
+            kept = [i for i in inits if not (isinstance(i, dict) and i.get('type') == 'Pretrained')]
+            node['init_cfg'] = kept or None
+            dropped.append(path)
+        for key, value in node.items():
+            if key != 'init_cfg':
+                dropped += drop_pretrained_init(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            dropped += drop_pretrained_init(value, f'{path}.{i}')
+    return dropped
 
 
 def apply_aliases(cfg, args):
@@ -83,14 +125,9 @@ def apply_aliases(cfg, args):
         set_by_path(cfg, 'randomness.seed', args.seed, must_exist=False)
     if args.deterministic:
         set_by_path(cfg, 'randomness.deterministic', True, must_exist=False)
-    if args.wandb:
-        vis = cfg.get('visualizer')
-        if vis is None:
-            raise ConfigFlagError('--wandb: the config has no `visualizer`')
-        backends = list(vis.get('vis_backends', []))
-        if not any(b.get('type') == 'WandbVisBackend' for b in backends):
-            backends.append(dict(type='WandbVisBackend'))
-        vis.vis_backends = backends
+    if args.wandb or args.wandb_project or args.wandb_run_name or args.wandb_tags:
+        print_log(add_wandb_backend(cfg, args.wandb_project, args.wandb_run_name,
+                                    args.wandb_tags), logger='current')
     if args.compile:
         cfg.compile = True
     resume = args.resume_from or args.resume
@@ -100,6 +137,16 @@ def apply_aliases(cfg, args):
         if not osp.isfile(resume):
             raise ConfigFlagError(f'--resume: checkpoint {resume!r} does not exist')
         cfg.resume, cfg.load_from = True, resume
+    if args.from_scratch:
+        if args.load_from is not None or resume is not None:
+            raise ConfigFlagError('--from-scratch cannot be combined with --load-from / '
+                                  '--resume / --resume-from')
+        if cfg.get('load_from'):
+            print_log(f'--from-scratch: ignoring load_from={cfg.load_from!r}', logger='current')
+        cfg.load_from = None
+        for key in drop_pretrained_init(cfg.get('model')):
+            print_log(f"--from-scratch: ignoring {key}.init_cfg (type='Pretrained')",
+                      logger='current')
     if args.load_from is not None:
         if not osp.isfile(args.load_from):
             raise ConfigFlagError(f'--load-from: checkpoint {args.load_from!r} does not exist')
@@ -114,6 +161,11 @@ def apply_aliases(cfg, args):
 def main(argv=None):
     """Build the Runner from the config and train (or only evaluate with --eval-only)."""
     args = parse_args(argv)
+    if args.gpu_ids is not None:  # before anything initialises CUDA
+        try:
+            print_log(select_gpus(args.gpu_ids, args.launcher), logger='current')
+        except ConfigFlagError as err:
+            sys.exit(f'tools/train.py: error: {err}')
     projects.register_all_modules()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:

@@ -5,7 +5,10 @@ runner_type = 'FaultTolerantRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
+    # The first 5 iterations one by one, then every 10; after 3 timed iterations one line with
+    # the measured s/iter and the projected wall time of the whole run (ProgressLoggerHook).
+    logger=dict(type='ProgressLoggerHook', interval=10, first_iters=5, estimate_iters=3,
+                log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=3,
                     save_last=True),
@@ -13,8 +16,9 @@ default_hooks = dict(
 )
 # CheckpointCompatHook keeps checkpoints loadable with torch.load(weights_only=True) (--resume);
 # SignalCheckpointHook writes a checkpoint when the job receives SIGTERM, then stops;
-# RNGStateHook stores the random generator states so --resume continues exactly (the
-# FaultTolerantRunner adds it to configs whose own custom_hooks list omits it).
+# RNGStateHook stores the random generator states so --resume continues exactly. A config that
+# replaces this list keeps these three (the FaultTolerantRunner warns when RNGStateHook is
+# missing).
 custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
                 dict(type='RNGStateHook')]
 

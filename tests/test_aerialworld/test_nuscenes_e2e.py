@@ -27,7 +27,7 @@ LOADERS = [f'{split}_dataloader.{k}' for split in ('train', 'val', 'test')
            for k in ('num_workers=0', 'persistent_workers=False')]
 SMALL = SMALL_MODEL + LOADERS + [
     'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-    'custom_hooks.1.switch_iter=1', 'default_hooks.logger.interval=1',
+    'default_hooks.logger.interval=1',  # switch_ratio 0.5 of 2 iterations: stage 2 at 1
     'val_dataloader.dataset.max_windows=1', 'test_dataloader.dataset.max_windows=1',
 ]
 

@@ -274,7 +274,7 @@ def test_grid_spec_of_the_config_matches_design():
 def _small_options(data_root):
     grid = '[50,50,30]'
     opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-            'default_hooks.checkpoint.interval=2', 'custom_hooks.1.switch_iter=1',
+            'default_hooks.checkpoint.interval=2',  # switch_ratio: stage 2 at 1
             'default_hooks.logger.interval=1', 'model.tokenizer_frames=2',
             f'model.tokenizer.grid_size={grid}', 'model.tokenizer.z_reduction=1',
             'model.tokenizer.base_channels=8', 'model.tokenizer.channel_mults=(1,2)',
@@ -284,8 +284,8 @@ def _small_options(data_root):
             'model.transformer.num_heads=2', 'model.transformer.spatial_scales=(1,)',
             'model.transformer.copy_warp_range=[-20,-20,20,20]',
             'visualizer.point_cloud_range=[-20,-20,-10,20,20,50]',
-            'visualizer.voxel_size=[0.8,0.8,2.0]', 'custom_hooks.5.max_samples=1',
-            'custom_hooks.5.draw_3d=False']
+            'visualizer.voxel_size=[0.8,0.8,2.0]', 'custom_hooks.6.max_samples=1',
+            'custom_hooks.6.draw_3d=False']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False',
                  f'{loader}.dataset.data_root={data_root}/',

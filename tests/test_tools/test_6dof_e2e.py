@@ -42,9 +42,8 @@ def _tiny_config(name, tmp):
     cfg.train_cfg.val_interval = 1000
     cfg.default_hooks.checkpoint.interval = 2
     cfg.default_hooks.logger.interval = 1
+    # the stage switch follows max_iters (train_cfg.switch_ratio): iteration 1 of 2
     for hook in cfg.get('custom_hooks', []):
-        if hook['type'] == 'TrainStageSwitchHook':
-            hook['switch_iter'] = 1
         if hook['type'].endswith('VisualizationHook'):
             hook['draw_3d'] = False
             hook['max_samples'] = 1

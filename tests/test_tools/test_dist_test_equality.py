@@ -27,7 +27,7 @@ _SKIP_KEYS = {'time', 'data_time', 'step', 'iter', 'epoch', 'memory'}
 TEST_OPTIONS = [
     'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
     'test_dataloader.dataset.max_windows=3', 'test_dataloader.batch_size=2',
-    'custom_hooks.5.max_samples=0',
+    'custom_hooks.6.max_samples=0',
 ]
 
 pytestmark = pytest.mark.slow
@@ -59,12 +59,13 @@ def test_dist_test_two_processes_matches_single_process(tmp_path, free_port):
         pytest.fail(f'{DATA} is missing: run `bash tools/install.sh` first')
     train = tmp_path / 'train'
     _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(train), '--seed', '0',
-          '--max-iters', '2', '--cfg-options', 'custom_hooks.1.switch_iter=1',
+          '--max-iters', '2', '--cfg-options', 'train_cfg.switch_ratio=None',
+          'train_cfg.switch_iter=1',
           'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=2',
           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
           'train_dataloader.dataset.max_windows=4', 'val_dataloader.num_workers=0',
           'val_dataloader.persistent_workers=False', 'val_dataloader.dataset.max_windows=1',
-          'custom_hooks.5.max_samples=0'])
+          'custom_hooks.6.max_samples=0'])
     ckpt = str(train / 'iter_2.pth')
     assert osp.isfile(ckpt)
 

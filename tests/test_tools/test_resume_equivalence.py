@@ -38,12 +38,13 @@ def _options(num_workers):
     persistent = 'True' if num_workers > 0 else 'False'
     return [
         'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-        'default_hooks.checkpoint.max_keep_ckpts=-1', 'custom_hooks.1.switch_iter=4',
+        'default_hooks.checkpoint.max_keep_ckpts=-1', 'train_cfg.switch_ratio=None',
+        'train_cfg.switch_iter=4',
         f'train_dataloader.num_workers={num_workers}',
         f'train_dataloader.persistent_workers={persistent}',
         'train_dataloader.dataset.max_windows=8',
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-        'val_dataloader.dataset.max_windows=1', 'custom_hooks.5.max_samples=0',
+        'val_dataloader.dataset.max_windows=1', 'custom_hooks.6.max_samples=0',
         'default_hooks.logger.interval=1', 'log_processor.window_size=1',
     ]
 

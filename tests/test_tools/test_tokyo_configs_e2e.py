@@ -43,13 +43,16 @@ _run = run_tool
 
 
 def _options(config):
-    """``--cfg-options`` that shrink ``config`` (hooks addressed by their index in the file)."""
+    """``--cfg-options`` that shrink ``config`` (hooks addressed by their index in the file).
+
+    The stage switch follows ``train_cfg.max_iters`` (``switch_ratio``): at 2 iterations
+    finetune_tokyo switches after 1, vqvae_tokyo stays a tokenizer, worldmodel_tokyo a world
+    model.
+    """
     cfg = Config.fromfile(config)
     options = SMALL_MODEL + LOADERS + SCHEDULE
     for i, hook in enumerate(cfg.get('custom_hooks', [])):
-        if hook['type'] == 'TrainStageSwitchHook':
-            options.append(f'custom_hooks.{i}.switch_iter=1')
-        elif hook['type'] == 'OccupancyVisualizationHook':
+        if hook['type'] == 'OccupancyVisualizationHook':
             options += [f'custom_hooks.{i}.draw_3d=False', f'custom_hooks.{i}.max_samples=1']
     return options
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 # A few iterations: stage switch at 2, checkpoints every 2, validation on 2 windows.
 SMALL = [
     'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
-    'default_hooks.checkpoint.interval=2', 'custom_hooks.1.switch_iter=2',
+    'default_hooks.checkpoint.interval=2', 'train_cfg.switch_ratio=None', 'train_cfg.switch_iter=2',
     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
     'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
     'val_dataloader.dataset.max_windows=2', 'train_dataloader.dataset.max_windows=16',

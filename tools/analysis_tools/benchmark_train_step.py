@@ -8,10 +8,9 @@ Usage:
         [--stages tokenizer world] [--iters 3] [--warmup 1] [--batch-size 1] [--amp] \
         [--profile] [--device cpu|cuda] [--cfg-options k=v ...]
 
-Default stages follow the config: both for the two-stage configs (``TrainStageSwitchHook``),
-only ``model.train_stage`` for the single-stage ones (``vqvae_tokyo``: tokenizer,
-``worldmodel_tokyo``: world). A ``model.tokenizer_ckpt`` that does not exist yet is skipped
-with a message (timing does not depend on the tokenizer weights). Every stage also prints a
+Default stages follow the config: the stages of its ``TwoStageTrainLoop`` that get iterations
+(both for finetune_tokyo; ``vqvae_tokyo``: tokenizer, ``worldmodel_tokyo``: world). A
+``model.tokenizer_ckpt`` that does not exist yet is skipped with a message (timing does not depend on the tokenizer weights). Every stage also prints a
 ``RESULT {json}`` line; ``benchmark_configs.py`` collects them into a table.
 
 Peak memory: process peak RSS (``resource.getrusage``; it includes the dataset and the Python
@@ -62,10 +61,14 @@ def peak_memory_mb(device):
 
 
 def config_stages(cfg):
-    """Stages a config trains: both with a ``TrainStageSwitchHook``, else ``train_stage``."""
-    if any(h.get('type') == 'TrainStageSwitchHook' for h in cfg.get('custom_hooks', [])):
-        return ['tokenizer', 'world']
-    return [cfg.model.get('train_stage', 'world')]
+    """Stages a config trains: those of its ``TwoStageTrainLoop`` that get iterations."""
+    from projects.common.engine import stage_schedule
+    schedule = stage_schedule(cfg)
+    if schedule is None:
+        return [cfg.model.get('train_stage', 'world')]
+    first, second = schedule['stages']
+    stages = [first] if schedule['switch_iter'] > 0 else []
+    return stages + ([second] if schedule['switch_iter'] < cfg.train_cfg.max_iters else [])
 
 
 def main():

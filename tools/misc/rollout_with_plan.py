@@ -189,15 +189,8 @@ def _choose_stage(model, cfg, checkpoint, requested):
     if requested != 'auto':
         model.set_stage(requested)
         return requested
-    meta = checkpoint.get('meta') or {}
-    stage = meta.get('train_stage')
-    if stage is None and meta.get('iter') is not None:
-        hooks = [h for h in cfg.get('custom_hooks', []) or []
-                 if h.get('type') == 'TrainStageSwitchHook']
-        if hooks:
-            hook = hooks[0]
-            stage = (hook.get('second_stage', 'world') if meta['iter'] >= hook['switch_iter']
-                     else hook.get('first_stage', 'tokenizer'))
+    from projects.common.engine import checkpoint_stage
+    stage = checkpoint_stage(cfg, checkpoint)
     if stage is not None and stage != model.train_stage:
         model.set_stage(stage)
     if model.train_stage == 'tokenizer':

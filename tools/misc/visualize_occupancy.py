@@ -18,8 +18,9 @@ for each window ``<k>_<session>_f<first future frame>``:
 
 ``--gt-only`` needs no checkpoint: it renders the dataset window's future frames and the
 copy-last-frame baseline (useful to check converted data). ``--stage auto`` (default) puts a
-two-stage AerialWorld model into the stage the checkpoint was trained in, using the config's
-``TrainStageSwitchHook.switch_iter`` and the checkpoint's iteration. The tool refuses to write
+two-stage AerialWorld model into the stage the checkpoint was trained in (its
+``meta['train_stage']``, else the config's ``train_cfg`` switch and the checkpoint's iteration;
+``projects.common.engine.checkpoint_stage``). The tool refuses to write
 into a non-empty ``--out-dir`` unless ``--overwrite`` is given.
 """
 import argparse
@@ -53,8 +54,8 @@ def parse_args(argv=None):
     parser.add_argument('--gt-only', action='store_true',
                         help='render ground truth and the copy-last baseline; no checkpoint')
     parser.add_argument('--stage', default='auto',
-                        help="model stage: 'auto' (from the checkpoint iteration and the "
-                        "config's TrainStageSwitchHook), 'config', or a stage name")
+                        help="model stage: 'auto' (the checkpoint's stage, else its iteration "
+                        "and the config's train_cfg switch), 'config', or a stage name")
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if present)')
     parser.add_argument('--no-3d', action='store_true', help='skip the 3-D renders')
     parser.add_argument('--tile-size', type=int, default=200, help='BEV tile width in pixels')
@@ -89,13 +90,9 @@ def _choose_stage(model, cfg, checkpoint, requested):
     if requested != 'auto':
         model.set_stage(requested)
         return requested
-    hooks = [h for h in cfg.get('custom_hooks', []) or []
-             if h.get('type') == 'TrainStageSwitchHook']
-    it = (checkpoint.get('meta') or {}).get('iter')
-    if hooks and it is not None:
-        hook = hooks[0]
-        stage = (hook.get('second_stage', 'world') if it >= hook['switch_iter'] else
-                 hook.get('first_stage', 'tokenizer'))
+    from projects.common.engine import checkpoint_stage
+    stage = checkpoint_stage(cfg, checkpoint)
+    if stage is not None:
         model.set_stage(stage)
     return model.train_stage
 

@@ -3,21 +3,21 @@
 # tools/data_converter/uavscenes_to_occ.py. The default data_root is the sample built from the
 # real-survey fixture in tests/data/uavscenes by tools/data_converter/prepare_bundled_data.py
 # (tools/install.sh runs it); point data_root at your converted release for real training.
+# Classes, window lengths and loaders as tokyo_plateau.py.
 _base_ = ['./tokyo_plateau.py']
 data_root = '{{ fileDirname }}/../../../data/uavscenes_sample/'
 point_cloud_range = [-40.0, -40.0, -10.0, 40.0, 40.0, 50.0]
 voxel_size = [0.4, 0.4, 0.5]
 grid_size = [200, 200, 120]
-num_classes = 7
-pipeline = [
-    dict(type='LoadOccupancySequence', expected_shape=grid_size, num_classes=num_classes),
+train_pipeline = [
+    dict(type='LoadOccupancySequence', expected_shape=grid_size,
+         num_classes={{_base_.num_classes}}),
     dict(type='LoadPoseSequence'),
     dict(type='PackOccupancyInputs'),
 ]
-train_pipeline = pipeline
-test_pipeline = pipeline
+test_pipeline = train_pipeline
 train_dataloader = dict(
-    dataset=dict(data_root=data_root, pipeline=pipeline, expected_grid_size=grid_size))
+    dataset=dict(data_root=data_root, pipeline=train_pipeline, expected_grid_size=grid_size))
 val_dataloader = dict(
-    dataset=dict(data_root=data_root, pipeline=pipeline, expected_grid_size=grid_size))
+    dataset=dict(data_root=data_root, pipeline=test_pipeline, expected_grid_size=grid_size))
 test_dataloader = val_dataloader

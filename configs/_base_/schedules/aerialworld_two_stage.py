@@ -1,9 +1,9 @@
-# Two-stage recipe in one run: tokenizer for `switch_iter` iterations, then the world model
-# with the tokenizer frozen (TrainStageSwitchHook). Linear warm-up + cosine annealing.
-max_iters = 2000
-switch_iter = 800
-val_interval = 2000
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
+# Two-stage recipe in one run (TwoStageTrainLoop): the tokenizer for the first `switch_ratio`
+# of the iterations, then the world model with the tokenizer frozen. switch_ratio and the
+# cosine follow train_cfg.max_iters, so `--cfg-options train_cfg.max_iters=N` (or --max-iters N)
+# scales the whole recipe; `train_cfg.switch_iter=K` instead of switch_ratio fixes the switch.
+# Linear warm-up, then cosine annealing to eta_min at max_iters.
+train_cfg = dict(type='TwoStageTrainLoop', max_iters=2000, switch_ratio=0.4, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 # GuardedOptimWrapper skips steps with a non-finite loss and stops after 5 in a row.
@@ -14,8 +14,8 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-5, by_epoch=False, begin=0,
-         end=max_iters),
+    # no T_max / end: the Runner sets end = train_cfg.max_iters and T_max = end - begin
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=0),
 ]
 # Base batch size for --auto-scale-lr (total over all processes).
 auto_scale_lr = dict(enable=False, base_batch_size=4)

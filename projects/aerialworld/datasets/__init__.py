@@ -1,7 +1,10 @@
-"""projects.aerialworld.datasets: AerialWorld dataset, classes and hooks."""
+"""projects.aerialworld.datasets: AerialWorld datasets and classes.
+
+The hooks moved to :mod:`projects.aerialworld.hooks`; they are re-exported here for old imports.
+"""
 from .aerialworld_dataset import AerialWorldDataset
 from .classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
-from .hooks import InvalidSampleReportHook, find_datasets_with_invalid_counter
+from ..hooks import InvalidSampleReportHook, find_datasets_with_invalid_counter
 from .occ3d_dataset import LoadIndexPoses, LoadOccupancyMaskSequence, Occ3DDataset
 
 __all__ = [

@@ -16,6 +16,7 @@ _DDP_TYPE = 'projects.DeviceAgnosticDDP'
 
 __all__ = ['prepare_launcher', 'finalize_distributed', 'apply_amp', 'default_work_dir',
            'ConfigFlagError', 'set_by_path', 'add_common_args', 'parse_args_set_local_rank',
+           'select_gpus', 'add_wandb_backend',
            'build_runner']
 
 
@@ -209,3 +210,100 @@ def build_runner(cfg):
                                   'process with the non-sharded config, e.g. tools/test.py '
                                   'configs/worldmodel_tokyo.py CKPT')
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def select_gpus(gpu_ids, launcher='none'):
+    """Restrict the process to the GPUs ``gpu_ids`` (``--gpu-ids``, comma-separated).
+
+    Sets ``CUDA_VISIBLE_DEVICES`` before CUDA is initialised, so ``cuda:0`` is the first
+    listed GPU. A single-process run (``launcher='none'``) uses one GPU; more ids need a
+    distributed launch (``tools/dist_train.sh CONFIG NUM_GPUS --gpu-ids ...``), where rank ``r``
+    uses the ``r``-th listed GPU.
+
+    Args:
+        gpu_ids (str): e.g. ``'0'`` or ``'0,2,3'``.
+        launcher (str): the job launcher.
+
+    Returns:
+        str: a one-line description for the log.
+
+    Raises:
+        ConfigFlagError: for ids that are not non-negative integers, repeated ids, several ids
+            without a distributed launcher, or ids when CUDA was initialised already.
+    """
+    parts = [p.strip() for p in str(gpu_ids).split(',') if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ConfigFlagError(f'--gpu-ids: expected comma-separated GPU indices such as 0 or '
+                              f'0,1, got {gpu_ids!r}')
+    if len(set(parts)) != len(parts):
+        raise ConfigFlagError(f'--gpu-ids: repeated GPU index in {gpu_ids!r}')
+    if len(parts) > 1 and launcher == 'none':
+        raise ConfigFlagError(f'--gpu-ids {gpu_ids}: {len(parts)} GPUs need one process each; '
+                              f'start with tools/dist_train.sh CONFIG {len(parts)} '
+                              f'--gpu-ids {gpu_ids}')
+    if torch.cuda.is_initialized():
+        raise ConfigFlagError('--gpu-ids must be applied before CUDA is initialised')
+    os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(parts)
+    if not torch.cuda.is_available():
+        return (f'--gpu-ids {gpu_ids}: CUDA_VISIBLE_DEVICES={",".join(parts)}, but no CUDA '
+                'device is available: training runs on the CPU')
+    return f'--gpu-ids: CUDA_VISIBLE_DEVICES={",".join(parts)}'
+
+
+def _wandb_reachable(host='api.wandb.ai', port=443, timeout_s=3.0):
+    """Whether a TCP connection to the W&B API can be opened within ``timeout_s``."""
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def add_wandb_backend(cfg, project=None, run_name=None, tags=None, reachable=None):
+    """Add MMEngine's ``WandbVisBackend`` to ``cfg.visualizer`` (``--wandb`` and its options).
+
+    ``project`` / ``run_name`` / ``tags`` become ``wandb.init`` arguments. Without a network
+    connection to the W&B API (and no ``WANDB_MODE`` set by the user) the run is logged in
+    offline mode (``wandb sync`` uploads it later), so a training job never waits on or fails
+    for W&B.
+
+    Args:
+        cfg (Config): config, modified in place.
+        project (str, optional): W&B project; defaults to ``'occworld-tokyo'`` (the seed's).
+        run_name (str, optional): W&B run name.
+        tags (Sequence[str], optional): W&B tags.
+        reachable (bool, optional): the network test's result (tests pass it); measured when
+            None.
+
+    Returns:
+        str: a one-line description for the log.
+
+    Raises:
+        ConfigFlagError: when ``wandb`` is not installed or the config has no ``visualizer``.
+    """
+    import importlib.util
+    if importlib.util.find_spec('wandb') is None:
+        raise ConfigFlagError('--wandb / --wandb-project / --wandb-run-name / --wandb-tags need '
+                              'the wandb package, which is not installed (pip install wandb)')
+    vis = cfg.get('visualizer')
+    if vis is None:
+        raise ConfigFlagError('--wandb: the config has no `visualizer`')
+    init_kwargs = dict(project=project or 'occworld-tokyo')
+    if run_name:
+        init_kwargs['name'] = run_name
+    if tags:
+        init_kwargs['tags'] = list(tags)
+    if os.environ.get('WANDB_MODE'):
+        mode = f"WANDB_MODE={os.environ['WANDB_MODE']} (from the environment)"
+    else:
+        if reachable is None:
+            reachable = _wandb_reachable()
+        if not reachable:
+            init_kwargs['mode'] = 'offline'
+        mode = 'online' if reachable else 'offline (api.wandb.ai not reachable; upload later ' \
+            'with `wandb sync` on the run folder)'
+    backends = [b for b in vis.get('vis_backends', []) if b.get('type') != 'WandbVisBackend']
+    backends.append(dict(type='WandbVisBackend', init_kwargs=init_kwargs))
+    vis.vis_backends = backends
+    return f"W&B: project {init_kwargs['project']!r}, {mode}"

@@ -6,14 +6,16 @@ a hidden temporary file in the same directory and renames it into place (``os.re
 atomic on POSIX file systems), so a checkpoint path either holds a complete file or does not
 exist.
 
-It also makes sure an :class:`~projects.common.hooks.RNGStateHook` is registered (configs that
-replace ``custom_hooks`` without listing it get one), so ``--resume`` continues with the random
-number generator states of the checkpoint.
+Exact resume needs :class:`~projects.common.hooks.RNGStateHook` in the hook list; the runtime
+base (``configs/_base_/default_runtime.py``) lists it in ``custom_hooks``. A config whose hook
+list lacks it gets a warning at start-up (nothing is added behind its back).
 """
+import logging
 import os
 import os.path as osp
 
 from mmengine.dist import master_only
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from projects.common.hooks.rng_state import RNGStateHook
@@ -28,14 +30,18 @@ class FaultTolerantRunner(Runner):
 
     Select it with ``runner_type = 'FaultTolerantRunner'`` in a config (the AerialWorld
     configs do, through ``configs/_base_/default_runtime.py``); the tools build it with
-    :meth:`from_cfg` like the plain Runner. An :class:`RNGStateHook` is added when the
-    config's hooks do not include one.
+    :meth:`from_cfg` like the plain Runner. When the config's hooks include no
+    :class:`RNGStateHook` a warning says that ``--resume`` will not continue the random
+    streams exactly.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not any(isinstance(hook, RNGStateHook) for hook in self._hooks):
-            self.register_hook(RNGStateHook())
+            print_log('FaultTolerantRunner: no RNGStateHook in custom_hooks (the runtime base '
+                      "lists it): checkpoints will not hold the generator states and --resume "
+                      'will not continue the random streams exactly', logger='current',
+                      level=logging.WARNING)
 
     @master_only
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""Hook reporting the windows skipped by ``skip_invalid=True`` datasets."""
+"""Hook reporting the windows skipped by ``skip_invalid=True`` datasets (AerialWorld)."""
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
