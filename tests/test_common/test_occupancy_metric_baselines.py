@@ -23,6 +23,7 @@ from projects.common.metrics.occupancy_baselines import (constant_velocity_rel_p
                                                          window_baselines)
 from projects.common.metrics.occupancy_report import (COPY_LAST_LABEL, WARP_CV_LABEL,
                                                       WARP_PLAN_LABEL)
+from projects.common.structures.occupancy_warp import warp_occupancy
 
 torch.set_num_threads(1)
 
@@ -118,6 +119,20 @@ def test_visible_and_revealed_split_hand_computed():
     assert m['margin/IoU@1'] == pytest.approx(COPY_IOU - 100.0)
     assert m['margin/IoU_visible@2'] == pytest.approx(-10.0)
     assert m['margin/IoU_revealed@2'] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize('z_reference', ['ground', 'ego'])
+def test_warp_last_frame_equals_the_volume_warp(z_reference):
+    # the planar path gathers whole columns; it must give warp_occupancy's volume exactly
+    gen = torch.Generator().manual_seed(0)
+    last = torch.randint(0, 7, (20, 16, 9), dtype=torch.uint8, generator=gen)
+    rng = [-10.0, -8.0, -2.0, 10.0, 8.0, 7.0]
+    rel = torch.tensor([[1.3 * k, -0.7 * k, 0.6 * k, 0.21 * k] for k in range(1, 5)])
+    got, valid = warp_last_frame(last, rel, rng, 6, z_reference)
+    stacked = last[None].expand(4, 20, 16, 9).contiguous()
+    ref, ref_valid = warp_occupancy(stacked, rel, rng, 6, z_reference)
+    assert torch.equal(valid, ref_valid) and not valid.all() and valid.any()
+    assert torch.equal(got, torch.where(ref_valid, ref, stacked))
 
 
 def test_visible_mask_of_a_turn_and_of_a_climb():

@@ -2,7 +2,8 @@
 
 Usage:
     python tools/analysis_tools/eval_occupancy_baselines.py CONFIG [--split val|test|train]
-        [--max-windows N] [--cfg-options k=v ...]
+        [--max-windows N] [--plan-checkpoint CKPT [--stage world|joint] [--batch-size B]]
+        [--cfg-options k=v ...]
 
 Builds ``<split>_dataloader.dataset`` and ``<split>_evaluator`` (an ``OccupancyMetric``) of
 CONFIG and evaluates, on every window, the baselines the metric computes from the observed
@@ -14,8 +15,11 @@ window (:mod:`projects.common.metrics.occupancy_baselines`):
   (passed to the metric as a plan): the best any static-world warp can do, i.e. what is left
   for a model is what moves and what comes into view.
 
-Prints the metric's table (its "model" rows are the copy-last forecast, which the metric needs
-as a prediction) and a Markdown table of the baselines per future step.
+Prints the metric's table and a Markdown table of the baselines per future step. Without
+``--plan-checkpoint`` the metric's "model" rows are the copy-last forecast (the metric needs a
+prediction). With it, they are the checkpoint's planned-path rollout
+(``AerialWorld.predict_with_plan`` along each window's true future poses, the world model
+stage given by ``--stage``), so the table shows it beside the planned-pose warp.
 """
 import argparse
 import os.path as osp
@@ -36,8 +40,8 @@ from projects.registry import DATASETS, METRICS  # noqa: E402
 ROWS = (('IoU', 'IoU'), ('mIoU', 'mIoU'), ('IoU_visible', 'IoU visible'),
         ('IoU_revealed', 'IoU revealed'), ('mIoU_visible', 'mIoU visible'),
         ('mIoU_revealed', 'mIoU revealed'))
-SOURCES = (('baseline/', 'copy-last'), ('warp_cv/', 'CV-warp'),
-           ('warp_plan/', 'true-pose warp'))
+SOURCES = (('', 'model'), ('baseline/', 'copy-last'), ('warp_cv/', 'CV-warp'),
+           ('warp_plan/', 'true-pose warp'), ('margin/', 'model - strongest'))
 
 
 def _sample(item: dict) -> dict:
@@ -55,12 +59,41 @@ def _sample(item: dict) -> dict:
                 baseline_ego_motion=last_motion.expand(fut, 4))
 
 
+def _plan_rollout_outputs(model, items):
+    """``predict_with_plan`` outputs of a list of packed windows (plan = true future)."""
+    data = model.data_preprocessor(pseudo_collate(items), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    hist, fut = model.num_history, model.num_future
+    plan = inputs['poses'][:, hist:hist + fut]
+    return model.predict_with_plan(inputs, plan, samples)
+
+
+def _load_model(cfg, checkpoint: str, stage: str):
+    from mmengine.runner.checkpoint import load_checkpoint
+
+    from projects.registry import MODELS
+    if not osp.isfile(checkpoint):
+        sys.exit(f'eval_occupancy_baselines: checkpoint {checkpoint!r} does not exist')
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'predict_with_plan'):
+        sys.exit(f'eval_occupancy_baselines: model type {type(model).__name__} has no '
+                 'predict_with_plan (an AerialWorld model is needed)')
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model.set_stage(stage)
+    return model.eval()
+
+
 def main(argv=None):
-    """Evaluate the baselines and print the tables."""
+    """Evaluate the baselines (and a planned rollout) and print the tables."""
     p = argparse.ArgumentParser(description='No-learning occupancy baselines of a config')
     p.add_argument('config')
     p.add_argument('--split', choices=['train', 'val', 'test'], default='val')
     p.add_argument('--max-windows', type=int, default=None, help='evaluate the first N windows')
+    p.add_argument('--plan-checkpoint', default=None,
+                   help='evaluate this checkpoint\'s planned-path rollout as the model')
+    p.add_argument('--stage', choices=['world', 'joint'], default='world',
+                   help='model stage of --plan-checkpoint (default: world)')
+    p.add_argument('--batch-size', type=int, default=4, help='windows per rollout batch')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -85,19 +118,27 @@ def main(argv=None):
             dataset.metainfo.get('point_cloud_range') is None:
         sys.exit(f'eval_occupancy_baselines: neither {evaluator_key}.point_cloud_range nor '
                  'the dataset metainfo gives the grid range the warp baselines need')
+    model = None if args.plan_checkpoint is None else \
+        _load_model(cfg, args.plan_checkpoint, args.stage)
     n = len(dataset) if args.max_windows is None else min(len(dataset), args.max_windows)
+    step = 1 if model is None else max(args.batch_size, 1)
     start = time.time()
-    for k in range(n):
-        item = dataset[k]
-        metric.process(pseudo_collate([item]), [_sample(item)])
-        if (k + 1) % 20 == 0 or k + 1 == n:
-            rate = (k + 1) / max(time.time() - start, 1e-9)
-            print(f'[eval_occupancy_baselines] {k + 1}/{n} windows, ETA '
-                  f'{(n - k - 1) / rate:.0f} s', flush=True)
+    for k in range(0, n, step):
+        items = [dataset[i] for i in range(k, min(k + step, n))]
+        outputs = [_sample(it) for it in items] if model is None else \
+            _plan_rollout_outputs(model, items)
+        metric.process(pseudo_collate(items), outputs)
+        done = k + len(items)
+        if done % 20 < step or done == n:
+            rate = done / max(time.time() - start, 1e-9)
+            print(f'[eval_occupancy_baselines] {done}/{n} windows, ETA '
+                  f'{(n - done) / rate:.0f} s', flush=True)
     metrics = metric.evaluate(n)
     fut = max(int(key.split('@')[1]) for key in metrics
               if key.startswith('IoU@') and key[4:].isdigit())
-    print(f'\n{n} {args.split} windows of {args.config}\n')
+    what = 'baselines' if model is None else \
+        f'planned rollout of {args.plan_checkpoint} (model) and baselines'
+    print(f'\n{n} {args.split} windows of {args.config}: {what}\n')
     print('| metric | baseline | ' + ' | '.join(f't={t}' for t in range(1, fut + 1)) +
           ' | mean |')
     print('|---|---|' + '---|' * (fut + 1))
@@ -105,6 +146,8 @@ def main(argv=None):
         for prefix, label in SOURCES:
             if f'{prefix}{key}@1' not in metrics:
                 continue
+            if model is None and prefix in ('', 'margin/'):
+                continue  # the "model" is copy-last here
             vals = [metrics[f'{prefix}{key}@{t}'] for t in range(1, fut + 1)]
             vals.append(metrics[f'{prefix}{key}@mean'])
             print(f'| {name} | {label} | ' + ' | '.join(f'{v:.2f}' for v in vals) + ' |')
