@@ -282,7 +282,7 @@ def test_results_are_small_and_split_calls_equal_one_call():
         assert m_one[k] == pytest.approx(m_many[k], nan_ok=True), k
 
 
-def test_grid_range_from_the_dataset_metainfo():
+def test_grid_range_from_the_dataset_metainfo(monkeypatch):
     item = _window([0, 1, 2, 3])
     metric = _metric(point_cloud_range=None)
     metric.dataset_meta = dict(point_cloud_range=PCR, z_reference='ground', classes=NAMES)
@@ -298,9 +298,12 @@ def test_grid_range_from_the_dataset_metainfo():
     metric.dataset_meta = dict(point_cloud_range=PCR, z_reference='ground')
     with pytest.raises(ValueError, match='z_reference'):
         metric.process(pseudo_collate([item]), [_output(item)])
-    # neither: no warps, no split
+    # neither: no warps, no split, and the table says why
+    logged = []
+    monkeypatch.setattr(om, 'print_log', lambda msg, **kw: logged.append(msg))
     m = _evaluate(_metric(point_cloud_range=None), [item], [_output(item)])
     assert 'warp_cv/IoU@1' not in m and 'IoU_visible@1' not in m and 'baseline/IoU@1' in m
+    assert f'{WARP_CV_LABEL} not computed' in logged[-1]
 
 
 def test_bad_arguments():

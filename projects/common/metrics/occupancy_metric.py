@@ -614,6 +614,10 @@ class OccupancyMetric(BaseMetric):
                 else:
                     metrics[f'{prefix}pose/rot_deg_mean'] = float(err.mean())
                 rows[(row, pose_label)] = list(err) + [float(err.mean())]
+        if self.eval_baseline and not any('cv_cm' in r for r in results):
+            notes.append(f'{WARP_CV_LABEL} not computed: it needs the grid range '
+                         '(evaluator point_cloud_range or the dataset metainfo) and '
+                         "the observed window in data_batch['inputs']")
         strongest = self._margins(metrics, rows, occ_values, baselines)
         self._log_table(F, rows, per_class, strongest, notes, len(results))
         return metrics
