@@ -92,3 +92,31 @@ def test_validation_during_training_leaves_the_stream_unchanged():
     torch.rand(10)
     hook.after_val(runner)
     assert torch.equal(torch.rand(2), expected)
+
+
+def _fault_tolerant_runner(tmp_path, custom_hooks):
+    import torch.nn as nn
+    from mmengine.model import BaseModel
+
+    from projects.common.engine import FaultTolerantRunner
+
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, inputs=None, data_samples=None, mode='tensor'):
+            return {'loss': self.w.sum()}
+
+    return FaultTolerantRunner(model=Tiny(), work_dir=str(tmp_path), default_scope='projects',
+                               custom_hooks=custom_hooks)
+
+
+def test_runner_takes_the_hook_from_the_config_and_warns_without_it(tmp_path):
+    runner = _fault_tolerant_runner(tmp_path / 'with', [dict(type='RNGStateHook')])
+    assert sum(isinstance(h, RNGStateHook) for h in runner.hooks) == 1
+    with mock.patch('projects.common.engine.runner.print_log') as log:
+        runner = _fault_tolerant_runner(tmp_path / 'without', [])
+    # nothing is added behind the config's back; the warning says what is lost
+    assert not any(isinstance(h, RNGStateHook) for h in runner.hooks)
+    assert log.call_count == 1 and 'no RNGStateHook' in log.call_args[0][0]
