@@ -34,8 +34,6 @@ Example::
 """
 import argparse
 import gc
-import json
-import os
 import os.path as osp
 import resource
 import sys
@@ -51,6 +49,9 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.fileio import dump  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from projects.aerialworld.datasets.session_io import (INDEX_FILES,  # noqa: E402
+                                                      index_metainfo, make_session_dirs,
+                                                      pose_json, write_frame, write_index)
 from projects.aerialworld.datasets import (PLATEAU_CLASSES,  # noqa: E402
                                            AerialWorldDataset)
 from projects.aerialworld.models.data_preprocessor import \
@@ -117,8 +118,7 @@ def write_synthetic_sessions(root, num_sessions=2, num_frames=20,
     data_list = []
     for s in range(num_sessions):
         name = f'drone_synthetic_{s:03d}'
-        for sub in ('occupancy', 'poses'):
-            os.makedirs(osp.join(root, name, sub), exist_ok=True)
+        make_session_dirs(osp.join(root, name), lidar=False)
         # A static city map larger than the grid; frames are crops of it.
         W = X + 4 * num_frames
         heights = np.zeros((W, Y), dtype=np.int32)
@@ -137,32 +137,16 @@ def write_synthetic_sessions(root, num_sessions=2, num_frames=20,
                            np.uint8(free)).astype(np.uint8)
             vol[:, :, 0] = labels[x:x + X]  # ground layer
             vol[:, Y // 2 - 5:Y // 2 + 5, 8] = 2  # bridge slab
-            occ_rel = f'{name}/occupancy/{t:06d}_occupancy.npz'
-            pose_rel = f'{name}/poses/{t:06d}.json'
-            np.savez_compressed(osp.join(root, occ_rel), occupancy=vol)
             yaw = 0.01 * t
-            with open(osp.join(root, pose_rel), 'w') as f:
-                json.dump(
-                    dict(
-                        pose_13d=[1.6 * t, 0.0, 30.0,
-                                  float(np.cos(yaw / 2)), 0.0, 0.0,
-                                  float(np.sin(yaw / 2)), 3.2, 0.0, 0.0, 0.0,
-                                  0.0, 0.02],
-                        timestamp=0.5 * t), f)
-            data_list.append(
-                dict(session=name, frame_idx=t, timestamp=0.5 * t,
-                     occ_path=occ_rel, pose_path=pose_rel,
-                     lidar_path=f'{name}/lidar/{t:06d}_LIDAR.npy'))
-    ann = osp.join(root, 'aerialworld_infos_train.pkl')
-    dump(
-        dict(
-            metainfo=dict(
-                dataset='synthetic', classes=PLATEAU_CLASSES,
-                free_label=free, grid_size=list(grid),
-                point_cloud_range=[-40, -40, -2, 40, 40, 150],
-                voxel_size=[0.4, 0.4, 1.25], z_reference='ground',
-                frame_rate_hz=2.0, version='1.0'),
-            data_list=data_list), ann)
+            pose = pose_json([1.6 * t, 0.0, 30.0, np.cos(yaw / 2), 0.0, 0.0,
+                              np.sin(yaw / 2), 3.2, 0.0, 0.0, 0.0, 0.0, 0.02], 0.5 * t)
+            data_list.append(write_frame(root, name, t, vol, None, pose))
+    ann = osp.join(root, INDEX_FILES['train'])
+    write_index(ann, index_metainfo(
+        'synthetic', PLATEAU_CLASSES, free, [-40, -40, -2, 40, 40, 150], [0.4, 0.4, 1.25],
+        grid, 'ground', 2.0, 'train', config_hash='synthetic', converter='benchmark_dataloading',
+        converter_config=dict(num_sessions=num_sessions, num_frames=num_frames, seed=seed)),
+        data_list)
     return ann
 
 

@@ -25,11 +25,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmengine.fileio import load  # noqa: E402
-
-from projects.aerialworld.converters import (INDEX_FILES, ConverterConfig,  # noqa: E402
-                                             config_hash, convert_plateau)
+from projects.aerialworld.converters import (ConverterConfig, config_hash,  # noqa: E402
+                                             convert_plateau)
 from projects.aerialworld.converters import nuscenes_occ  # noqa: E402
+from projects.aerialworld.datasets.session_io import index_is_current  # noqa: E402
 
 TILES = ('ota_haneda', 'nishi_shinjuku')
 #: UAVScenes-layout fixture (real Autzen survey, see tests/data/uavscenes/README.md) and the
@@ -58,27 +57,13 @@ NUSCENES_DATASETS = {
 }
 
 
-def is_current(out_dir: str, h: str) -> bool:
-    """True when both index files exist and store config hash ``h``."""
-    for name in INDEX_FILES.values():
-        path = os.path.join(out_dir, name)
-        if not os.path.isfile(path):
-            return False
-        try:
-            if load(path)['metainfo'].get('config_hash') != h:
-                return False
-        except Exception:  # unreadable index: regenerate
-            return False
-    return True
-
-
 def prepare_uavscenes_sample(out_dir: str, force: bool = False) -> None:
     """Build ``out_dir`` from the UAVScenes fixture unless it is up to date."""
     from projects.aerialworld.converters.uavscenes import (UAVScenesConfig, UAVScenesConverter,
                                                            config_hash as uav_hash)
     conv = UAVScenesConverter(UAVSCENES_FIXTURE, UAVScenesConfig(val_scenes=('Autzen03',)))
     h = uav_hash(conv.cfg, conv.sequences)
-    if not force and is_current(out_dir, h):
+    if not force and index_is_current(out_dir, h):
         print(f'[prepare_bundled_data] {out_dir}: up to date (config hash {h[:12]}), skipped')
         return
     s = conv.convert(out_dir, overwrite=True)
@@ -106,7 +91,7 @@ def main(argv=None):
             src, cfg = NUSCENES_DATASETS[name]
             src, out_dir = os.path.join(args.data_root, src), os.path.join(args.data_root, name)
             h = nuscenes_occ.config_hash(cfg, src)
-            if not args.force and is_current(out_dir, h):
+            if not args.force and index_is_current(out_dir, h):
                 print(f'[prepare_bundled_data] {out_dir}: up to date (config hash {h[:12]}), '
                       'skipped')
                 continue
@@ -117,7 +102,7 @@ def main(argv=None):
         cfg = DATASETS[name]
         out_dir = os.path.join(args.data_root, name)
         h = config_hash(cfg, tiles)
-        if not args.force and is_current(out_dir, h):
+        if not args.force and index_is_current(out_dir, h):
             print(f'[prepare_bundled_data] {out_dir}: up to date (config hash {h[:12]}), '
                   'skipped')
             continue

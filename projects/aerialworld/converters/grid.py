@@ -251,32 +251,37 @@ class GlobalSemanticGrid:
             i0, j0, _, h = self._vertical_hits([m], box, False)
             if h is not None:
                 self._mark_surface_layer(i0, j0, h, lab['road'])
-        # 3. ground plinths under raised buildings (no TIN): solid terrain
-        if sc.plinths is not None:
-            self._fill_columns(sc.plinths, lab['terrain'], 'terrain_plinth_filled')
-            self._sample_surface(sc.plinths, lab['terrain'])
-        # 4. other, buildings (solid), bridges, furniture in ascending priority
+        # 3. other, buildings (solid), bridges, furniture in ascending priority; the ground
+        # plinths under raised buildings of a site without TIN are solid terrain: building
+        # columns are filled from the plinth bottom (LOD2 buildings often have no ground
+        # surface, the plinth closes them), then the plinth range is re-labelled terrain
         for cat in ('other', 'building', 'bridge', 'city_furniture'):
             if cat not in sc.meshes:
                 continue
             m = sc.meshes[cat]
             if cat == 'building':
-                self._fill_columns(m, lab['building'], 'building_filled')
+                plinths = [] if sc.plinths is None else [sc.plinths]
+                self._fill_columns([m] + plinths, lab['building'], 'building_filled')
+                if plinths:
+                    self._fill_columns(plinths, lab['terrain'], 'terrain_plinth_filled')
+                    self._sample_surface(sc.plinths, lab['terrain'])
             self._sample_surface(m, lab[cat])
         logger.info('site %s: global grid %s (%.1f MB) at %.2f m, labelled voxels %s',
                     sc.name, self.labels.shape, self.labels.nbytes / 2**20, self.resolution,
                     dict(self.counts))
 
-    def _fill_columns(self, mesh: trimesh.Trimesh, label: int, count_key: str) -> None:
-        """Fill every column a closed mesh covers from its lowest to its highest surface.
+    def _fill_columns(self, meshes: Sequence[trimesh.Trimesh], label: int,
+                      count_key: str) -> None:
+        """Fill every column the meshes cover from their lowest to their highest surface.
 
         Args:
-            mesh (trimesh.Trimesh): closed surfaces (buildings, plinths).
+            meshes (Sequence[trimesh.Trimesh]): surfaces (buildings, plinths).
             label (int): label written into the filled voxels.
             count_key (str): key of :attr:`counts` receiving the number of filled voxels.
         """
-        box = np.concatenate([mesh.vertices[:, :2].min(0), mesh.vertices[:, :2].max(0)])
-        i0, j0, shape, res = self._vertical_hits([mesh], box, True)
+        v = np.concatenate([np.asarray(m.vertices)[:, :2] for m in meshes])
+        box = np.concatenate([v.min(0), v.max(0)])
+        i0, j0, shape, res = self._vertical_hits(list(meshes), box, True)
         if res is None:
             return
         zmin, zmax = res

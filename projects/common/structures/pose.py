@@ -17,6 +17,8 @@ from typing import Optional
 
 import torch
 
+from .rotation import quat_from_yaw, quat_yaw
+
 POSE_DIM = 13
 EGO_MOTION_DIM = 4
 
@@ -33,26 +35,10 @@ def wrap_angle(angle: torch.Tensor) -> torch.Tensor:
     return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
 
 
-def yaw_from_quaternion(quat: torch.Tensor) -> torch.Tensor:
-    """Yaw (rotation about world z, ZYX Euler convention) of scalar-first quaternions.
-
-    ``yaw = atan2(2 (qw qz + qx qy), 1 - 2 (qy^2 + qz^2))`` after normalising the quaternion.
-
-    Args:
-        quat (torch.Tensor): Quaternions ``(..., 4)`` as ``[qw, qx, qy, qz]``, body-to-world.
-
-    Returns:
-        torch.Tensor: Yaw in radians ``(...)``, in ``(-pi, pi]``.
-
-    Raises:
-        ValueError: If the last dimension is not 4.
-    """
-    if quat.shape[-1] != 4:
-        raise ValueError(f'yaw_from_quaternion: expected (..., 4) quaternions, got '
-                         f'{tuple(quat.shape)}')
-    q = quat / quat.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    qw, qx, qy, qz = q.unbind(-1)
-    return torch.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+#: Yaw of scalar-first quaternions ``(..., 4)`` -> ``(...)`` radians in ``(-pi, pi]``
+#: (``atan2(2 (qw qz + qx qy), 1 - 2 (qy^2 + qz^2))`` after normalising); the name kept for
+#: the pose code, the implementation is :func:`.rotation.quat_yaw`.
+yaw_from_quaternion = quat_yaw
 
 
 def _check_poses(poses: torch.Tensor, name: str) -> None:
@@ -127,15 +113,6 @@ def accumulate_ego_motion(motion: torch.Tensor,
     return torch.stack([x, y, z, wrap_angle(yaw_after)], dim=-1)
 
 
-def yaw_to_quaternion(yaw: torch.Tensor) -> torch.Tensor:
-    """Scalar-first quaternion of a pure rotation about z.
-
-    Args:
-        yaw (torch.Tensor): Yaw angles in radians ``(...)``.
-
-    Returns:
-        torch.Tensor: ``(..., 4)`` quaternions ``[cos(yaw/2), 0, 0, sin(yaw/2)]``.
-    """
-    half = 0.5 * yaw
-    zeros = torch.zeros_like(yaw)
-    return torch.stack([torch.cos(half), zeros, zeros, torch.sin(half)], dim=-1)
+#: Scalar-first quaternions ``[cos(yaw/2), 0, 0, sin(yaw/2)]`` ``(..., 4)`` of yaw angles
+#: ``(...)``; the implementation is :func:`.rotation.quat_from_yaw`.
+yaw_to_quaternion = quat_from_yaw

@@ -22,24 +22,14 @@ import math
 
 import torch
 
+from .pose import wrap_angle
+
 __all__ = [
     'wrap_angle', 'unicycle_rollout', 'unicycle_inverse', 'unicycle_inverse_exact',
     'estimate_velocity_ls',
     'constant_velocity_baseline', 'yaw_from_rotation', 'rotation_from_yaw',
     'ego_history_features'
 ]
-
-
-def wrap_angle(angle):
-    """Wrap angles to [-π, π).
-
-    Args:
-        angle (Tensor): any shape, radians.
-
-    Returns:
-        Tensor: same shape, radians in [-π, π).
-    """
-    return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
 
 
 def unicycle_rollout(actions, v0, dt=0.1):
