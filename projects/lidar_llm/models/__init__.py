@@ -1,1 +1,13 @@
 """Models of projects.lidar_llm (registered on import)."""
+from .data_preprocessor import LidarLLMDataPreprocessor
+from .encoders import CameraEncoder, PointsBEVEncoder
+from .lidar_llm import IGNORE_INDEX, LidarLLM, build_causal_lm
+from .optim import TrainableParamsOptimWrapperConstructor
+from .tokenizer import build_qwen2_tokenizer, build_tokenizer
+from .vat import (VIEW_NAMES, SensorTokenProjector, VATBlock, VATLiDAR, VATVision,
+                  bev_cell_centres, bev_view_ids)
+
+__all__ = ['LidarLLMDataPreprocessor', 'CameraEncoder', 'PointsBEVEncoder', 'LidarLLM',
+           'IGNORE_INDEX', 'build_causal_lm', 'build_qwen2_tokenizer', 'build_tokenizer',
+           'VIEW_NAMES', 'SensorTokenProjector', 'VATBlock', 'VATLiDAR', 'VATVision',
+           'bev_cell_centres', 'bev_view_ids', 'TrainableParamsOptimWrapperConstructor']

@@ -1,1 +1,4 @@
 """Transforms of projects.lidar_llm (registered on import)."""
+from .loading import LoadBEVFeature, LoadLiDARPoints, LoadMultiViewImages, PackLidarQAInputs
+
+__all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'PackLidarQAInputs']

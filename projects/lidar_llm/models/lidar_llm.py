@@ -1,0 +1,406 @@
+"""LiDAR-Vision LLM: sensor tokens from view-aware transformers, spliced between delimiter
+tokens into the chat prompt of a LoRA-tuned causal LM (LiDAR-LLM, arXiv:2312.14074)."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+
+from projects.registry import MODELS
+from ..structures import LidarQADataSample
+from .tokenizer import DEFAULT_DELIMITERS, build_tokenizer
+
+__all__ = ['LidarLLM', 'build_causal_lm', 'IGNORE_INDEX']
+
+IGNORE_INDEX = -100
+
+
+def build_causal_lm(cfg: Dict, vocab_size: int):
+    """A ``transformers`` causal LM from a local folder or from a config.
+
+    Args:
+        cfg (dict): ``dict(model_id=<local folder>, torch_dtype='bfloat16')`` (loaded with
+            ``local_files_only=True``) or ``dict(config=dict(model_type='qwen2', ...))`` for
+            a randomly initialised model (tests, CPU configs).
+        vocab_size (int): Tokenizer size; the embeddings are resized to it (new rows for
+            the delimiter tokens).
+
+    Returns:
+        transformers.PreTrainedModel: with ``use_cache=False`` (training).
+
+    Raises:
+        ValueError: neither ``model_id`` nor ``config`` given.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+    cfg = dict(cfg)
+    dtype = cfg.get('torch_dtype')
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if cfg.get('model_id'):
+        model = AutoModelForCausalLM.from_pretrained(cfg['model_id'], local_files_only=True,
+                                                     dtype=dtype)
+    elif cfg.get('config'):
+        hf_cfg = dict(cfg['config'])
+        hf_cfg.setdefault('vocab_size', vocab_size)
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**hf_cfg))
+        if dtype is not None:
+            model = model.to(dtype)
+    else:
+        raise ValueError('model.llm needs model_id (a local checkpoint folder) or config '
+                         "(e.g. dict(model_type='qwen2', hidden_size=64, ...))")
+    if model.get_input_embeddings().num_embeddings != vocab_size:
+        model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    model.config.use_cache = False
+    return model
+
+
+@MODELS.register_module()
+class LidarLLM(BaseModel):
+    """LiDAR(-Vision) question answering with a LoRA-tuned causal LM.
+
+    Wiring only: sensor encoders → VATs → projectors give sensor tokens ``(B, Q, D_llm)``;
+    they are inserted between ``<lidar>`` … ``</lidar>`` (and ``<image>`` … ``</image>``) of
+    the user turn of the LLM's own chat template; the loss is cross-entropy on the answer
+    tokens (and the end-of-turn token) only: prompt, sensor and pad positions get
+    ``IGNORE_INDEX`` (-100) and are never supervised. The prompt text is built by one method,
+    :meth:`build_prompt`, at training and at inference.
+
+    With ``text_only_baseline=True`` the model also trains a *text-only twin*: a copy of the
+    same initial LLM with its own LoRA, fed the same batch with the same prompt minus the
+    sensor part, optimised on the same steps; ``predict`` returns both answers, so every
+    table shows the text-only model trained exactly the same way.
+
+    Args:
+        llm (dict): see :func:`build_causal_lm`.
+        tokenizer (dict): see :func:`build_tokenizer`.
+        lora (dict, optional): peft ``LoraConfig`` kwargs (``r``, ``lora_alpha``,
+            ``lora_dropout``, ``target_modules``); ``None`` trains no LLM weight. The
+            embeddings of the new delimiter tokens are trained as ``delimiter_embed``.
+        lidar_encoder (dict, optional): :class:`PointsBEVEncoder` for raw points; without it
+            ``inputs['bev']`` must hold BEV features ``(B, C, H, W)``.
+        vat_lidar (dict, optional): :class:`VATLiDAR`; ``None`` = no LiDAR branch.
+        projector (dict, optional): :class:`SensorTokenProjector` for LiDAR tokens
+            (``in_dim``/``out_dim`` filled in when missing).
+        camera_encoder (dict, optional): :class:`CameraEncoder`.
+        vat_vision (dict, optional): :class:`VATVision`.
+        vision_adapter (dict, optional): :class:`SensorTokenProjector` for camera tokens.
+        losses (list[dict]): token classification losses on answer positions, summed.
+            Defaults to ``[dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)]``.
+        system_prompt (str, optional): system turn of the chat template.
+        generation (dict): ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
+            ``num_beams`` for ``generate`` (KV cache on). Defaults to greedy, 32 tokens.
+        gradient_checkpointing (bool): enable the LLM's gradient checkpointing in training.
+        text_only_baseline (bool): train the text-only twin (see above).
+    """
+
+    def __init__(self, llm: Dict, tokenizer: Dict, lora: Optional[Dict] = None,
+                 lidar_encoder: Optional[Dict] = None, vat_lidar: Optional[Dict] = None,
+                 projector: Optional[Dict] = None, camera_encoder: Optional[Dict] = None,
+                 vat_vision: Optional[Dict] = None, vision_adapter: Optional[Dict] = None,
+                 losses: Optional[Sequence[Dict]] = None, system_prompt: Optional[str] = None,
+                 generation: Optional[Dict] = None, gradient_checkpointing: bool = False,
+                 text_only_baseline: bool = False, data_preprocessor: Optional[Dict] = None,
+                 init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.tokenizer = build_tokenizer(tokenizer, DEFAULT_DELIMITERS)
+        self.delim_ids = {t: self.tokenizer.convert_tokens_to_ids(t) for t in DEFAULT_DELIMITERS}
+        base = build_causal_lm(llm, len(self.tokenizer))
+        for p in base.parameters():
+            p.requires_grad_(False)
+        hidden = base.config.hidden_size
+        emb_rms = base.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
+        twin_base = copy.deepcopy(base) if text_only_baseline else None
+        self.lora_cfg = dict(lora) if lora else None
+        # trained embeddings of the delimiter tokens (initialised from the resized rows;
+        # kept outside the LLM so that generation never rebuilds the embedding matrix)
+        delim_rows = base.get_input_embeddings().weight.detach()[
+            [self.delim_ids[t] for t in DEFAULT_DELIMITERS]].clone().float()
+        self.delimiter_embed = nn.Parameter(delim_rows)
+        self.llm = self._wrap_lora(base)
+        self.llm_text_only = self._wrap_lora(twin_base) if twin_base is not None else None
+        self.gradient_checkpointing = gradient_checkpointing
+        if gradient_checkpointing:
+            for m in (self.llm, self.llm_text_only):
+                if m is not None:
+                    m.gradient_checkpointing_enable(
+                        gradient_checkpointing_kwargs=dict(use_reentrant=False))
+                    m.enable_input_require_grads() if hasattr(m, 'enable_input_require_grads') \
+                        else None
+
+        def _proj(cfg, in_dim):
+            cfg = dict(cfg)
+            cfg.setdefault('type', 'SensorTokenProjector')
+            cfg.setdefault('in_dim', in_dim)
+            cfg.setdefault('out_dim', hidden)
+            if cfg.get('init_scale', None) is None:
+                cfg['init_scale'] = float(emb_rms)
+            return MODELS.build(cfg)
+
+        self.lidar_encoder = MODELS.build(lidar_encoder) if lidar_encoder else None
+        self.vat_lidar = MODELS.build(vat_lidar) if vat_lidar else None
+        self.projector = _proj(projector or {}, self.vat_lidar.d_model) \
+            if self.vat_lidar is not None else None
+        self.camera_encoder = MODELS.build(camera_encoder) if camera_encoder else None
+        self.vat_vision = MODELS.build(vat_vision) if vat_vision else None
+        if (self.camera_encoder is None) != (self.vat_vision is None):
+            raise ValueError('model.camera_encoder and model.vat_vision go together')
+        self.vision_adapter = _proj(vision_adapter or {}, self.vat_vision.d_model) \
+            if self.vat_vision is not None else None
+        if self.vat_lidar is None and self.vat_vision is None:
+            raise ValueError('LidarLLM needs vat_lidar and/or vat_vision (a sensor branch)')
+        self.losses = nn.ModuleList(MODELS.build(c) for c in (
+            losses or [dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)]))
+        self.system_prompt = system_prompt
+        self.generation = dict(max_new_tokens=32, do_sample=False)
+        self.generation.update(generation or {})
+
+    def init_weights(self):
+        """Initialise the sensor modules only: the LLM keeps its (pretrained or
+        config-initialised) weights, which ``transformers``' own ``init_weights`` would
+        re-initialise and re-tie."""
+        for name in ('lidar_encoder', 'vat_lidar', 'projector', 'camera_encoder',
+                     'vat_vision', 'vision_adapter'):
+            module = getattr(self, name)
+            if module is not None and hasattr(module, 'init_weights'):
+                module.init_weights()
+        self._is_init = True
+
+    # ------------------------------------------------------------------ building blocks
+    def _wrap_lora(self, base):
+        if self.lora_cfg is None:
+            return base
+        from peft import LoraConfig, get_peft_model
+        cfg = dict(self.lora_cfg)
+        cfg.setdefault('task_type', 'CAUSAL_LM')
+        return get_peft_model(base, LoraConfig(**cfg))
+
+    @property
+    def use_lidar(self) -> bool:
+        return self.vat_lidar is not None
+
+    @property
+    def use_vision(self) -> bool:
+        return self.vat_vision is not None
+
+    def build_prompt(self, question: str, with_sensors: bool = True) -> str:
+        """The prompt text (chat template, generation prompt appended) for one question.
+
+        Used unchanged by ``loss`` and ``predict``. Sensor tokens are inserted between the
+        delimiter tokens after tokenisation.
+
+        Args:
+            question (str): the question.
+            with_sensors (bool): include the ``<lidar></lidar>`` / ``<image></image>``
+                slots (False for the text-only twin).
+
+        Returns:
+            str: the rendered prompt.
+        """
+        parts = []
+        if with_sensors and self.use_lidar:
+            parts.append('<lidar></lidar>')
+        if with_sensors and self.use_vision:
+            parts.append('<image></image>')
+        parts.append(question.strip())
+        messages = [] if not self.system_prompt else [
+            dict(role='system', content=self.system_prompt)]
+        messages.append(dict(role='user', content='\n'.join(parts)))
+        return self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def answer_ids(self, answer: str) -> List[int]:
+        """Token ids of an answer followed by the end-of-turn token (supervised)."""
+        ids = self.tokenizer(answer.strip(), add_special_tokens=False).input_ids
+        return ids + [self.tokenizer.eos_token_id]
+
+    def sensor_tokens_dedup(self, inputs: Dict, data_samples) -> Dict[str, torch.Tensor]:
+        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
+        (several questions about one sample share its sensor tokens)."""
+        keys = [s.metainfo.get('sample_token') for s in data_samples]
+        if None in keys or len(set(keys)) == len(keys):
+            return self.sensor_tokens(inputs)
+        first = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        uniq = list(first.values())
+        index = torch.tensor([uniq.index(first[k]) for k in keys])
+        sub = {}
+        for name, value in inputs.items():
+            sub[name] = [value[i] for i in uniq] if isinstance(value, list) else value[uniq]
+        return {name: t[index.to(t.device)] for name, t in self.sensor_tokens(sub).items()}
+
+    def sensor_tokens(self, inputs: Dict) -> Dict[str, torch.Tensor]:
+        """Sensor tokens in the LLM's embedding space.
+
+        Args:
+            inputs (dict): ``points`` (list of (N, C) tensors) or ``bev`` (B, C, H, W);
+                ``imgs`` (B, N_cam, 3, H, W) when the vision branch exists.
+
+        Returns:
+            dict: ``lidar`` (B, Q_l, D) and/or ``image`` (B, Q_v, D).
+
+        Raises:
+            KeyError: a needed input is missing.
+        """
+        out = {}
+        if self.use_lidar:
+            if self.lidar_encoder is not None:
+                if 'points' not in inputs:
+                    raise KeyError("inputs['points'] missing (model.lidar_encoder is set); "
+                                   'add LoadLiDARPoints to the pipeline')
+                bev = self.lidar_encoder(inputs['points'])
+            else:
+                if 'bev' not in inputs:
+                    raise KeyError("inputs['bev'] missing; add LoadBEVFeature to the pipeline")
+                bev = inputs['bev']
+            out['lidar'] = self.projector(self.vat_lidar(bev.float()))
+        if self.use_vision:
+            if 'imgs' not in inputs:
+                raise KeyError("inputs['imgs'] missing; add LoadMultiViewImages to the pipeline")
+            out['image'] = self.vision_adapter(self.vat_vision(self.camera_encoder(inputs['imgs'])))
+        return out
+
+    def _embed_batch(self, llm, prompts: Sequence[str], sensors: Dict[str, torch.Tensor],
+                     answers: Optional[Sequence[str]] = None
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Left-padded input embeddings, attention mask and labels of a batch.
+
+        Returns:
+            tuple: ``embeds`` (B, T, D), ``mask`` long (B, T), ``labels`` long (B, T) with
+            ``IGNORE_INDEX`` on pad, prompt and sensor positions.
+        """
+        embed = llm.get_input_embeddings()
+        device = embed.weight.device
+        open_ids = {'lidar': self.delim_ids['<lidar>'], 'image': self.delim_ids['<image>']}
+        # one embedding call for the whole batch (peft's trainable-token wrapper rebuilds
+        # the merged embedding matrix on every call)
+        id_lists, n_prompt = [], []
+        for i, prompt in enumerate(prompts):
+            ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
+            ans = self.answer_ids(answers[i]) if answers is not None else []
+            id_lists.append(ids + ans)
+            n_prompt.append(len(ids))
+        pad_id = self.tokenizer.pad_token_id
+        flat = torch.tensor(sum(id_lists, []) + [pad_id], dtype=torch.long, device=device)
+        flat_emb = embed(flat.unsqueeze(0))[0]
+        for k, t in enumerate(DEFAULT_DELIMITERS):
+            hit = flat == self.delim_ids[t]
+            if hit.any():
+                flat_emb = torch.where(hit.unsqueeze(-1),
+                                       self.delimiter_embed[k].to(flat_emb.dtype), flat_emb)
+        pad = flat_emb[-1]
+        seqs, labels, start = [], [], 0
+        for i, ids in enumerate(id_lists):
+            n_ids = n_prompt[i]
+            tok = flat[start:start + len(ids)]
+            e = flat_emb[start:start + len(ids)]
+            start += len(ids)
+            lab = torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long, device=device)
+            lab[n_ids:] = tok[n_ids:]
+            # splice sensor tokens after their opening delimiter (last one first keeps indices)
+            slots = []
+            for key, tokens in sensors.items():
+                pos = (tok[:n_ids] == open_ids[key]).nonzero().flatten()
+                if len(pos) != 1:
+                    raise ValueError(f'prompt must contain exactly one {key} delimiter, found '
+                                     f'{len(pos)}: {prompts[i]!r}')
+                slots.append((int(pos[0]) + 1, tokens[i].to(e.dtype)))
+            for p, t in sorted(slots, key=lambda s: -s[0]):
+                e = torch.cat([e[:p], t, e[p:]])
+                lab = torch.cat([lab[:p], lab.new_full((t.shape[0],), IGNORE_INDEX), lab[p:]])
+            seqs.append(e)
+            labels.append(lab)
+        length = max(s.shape[0] for s in seqs)
+        b, d = len(seqs), seqs[0].shape[-1]
+        embeds = pad.expand(b, length, d).clone()
+        mask = torch.zeros(b, length, dtype=torch.long, device=device)
+        lab = torch.full((b, length), IGNORE_INDEX, dtype=torch.long, device=device)
+        for i, (s, l) in enumerate(zip(seqs, labels)):
+            n = s.shape[0]
+            embeds[i, length - n:] = s  # left padding
+            mask[i, length - n:] = 1
+            lab[i, length - n:] = l
+        return embeds, mask, lab
+
+    def _lm_loss(self, llm, embeds, mask, labels) -> torch.Tensor:
+        """Cross-entropy of the next-token logits at supervised positions only."""
+        base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm
+        position_ids = (mask.cumsum(-1) - 1).clamp_(min=0)
+        hidden = base.model(inputs_embeds=embeds, attention_mask=mask,
+                            position_ids=position_ids, use_cache=False).last_hidden_state
+        target = labels[:, 1:]
+        keep = target != IGNORE_INDEX
+        if not keep.any():
+            raise ValueError('batch has no supervised answer token (empty answers?)')
+        logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+        return sum(loss_fn(logits, target[keep]) for loss_fn in self.losses)
+
+    # ------------------------------------------------------------------ BaseModel API
+    def forward(self, inputs: Dict, data_samples: Optional[List[LidarQADataSample]] = None,
+                mode: str = 'tensor'):
+        """Args:
+            inputs (dict): from ``LidarLLMDataPreprocessor`` (``points`` / ``bev``, ``imgs``).
+            data_samples (list[LidarQADataSample]): questions (and answers for ``loss``).
+            mode (str): ``'loss'`` → dict of losses; ``'predict'`` → samples with
+                ``pred_answer`` (and ``pred_answer_text_only``); ``'tensor'`` → dict of
+                sensor tokens.
+        """
+        if mode == 'tensor':
+            return self.sensor_tokens(inputs)
+        if data_samples is None:
+            raise ValueError(f'mode={mode!r} needs data_samples (questions)')
+        questions = [s.question for s in data_samples]
+        if mode == 'loss':
+            answers = [s.answer for s in data_samples]
+            if any(not a.strip() for a in answers):
+                raise ValueError('a training sample has an empty answer: '
+                                 f'{[s.metainfo.get("qa_id") for s in data_samples]}')
+            sensors = self.sensor_tokens_dedup(inputs, data_samples)
+            prompts = [self.build_prompt(q) for q in questions]
+            embeds, mask, labels = self._embed_batch(self.llm, prompts, sensors, answers)
+            losses = dict(loss_answer=self._lm_loss(self.llm, embeds, mask, labels))
+            if self.llm_text_only is not None:
+                prompts = [self.build_prompt(q, with_sensors=False) for q in questions]
+                embeds, mask, labels = self._embed_batch(self.llm_text_only, prompts, {}, answers)
+                losses['loss_text_only'] = self._lm_loss(self.llm_text_only, embeds, mask,
+                                                         labels)
+            return losses
+        if mode == 'predict':
+            with torch.no_grad():
+                sensors = self.sensor_tokens_dedup(inputs, data_samples)
+                preds = self.generate(self.llm, [self.build_prompt(q) for q in questions],
+                                      sensors)
+                for s, p in zip(data_samples, preds):
+                    s.pred_answer = p
+                if self.llm_text_only is not None:
+                    preds = self.generate(self.llm_text_only,
+                                          [self.build_prompt(q, False) for q in questions], {})
+                    for s, p in zip(data_samples, preds):
+                        s.pred_answer_text_only = p
+            return data_samples
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    @torch.no_grad()
+    def generate(self, llm, prompts: Sequence[str], sensors: Dict[str, torch.Tensor],
+                 **overrides) -> List[str]:
+        """Batched generation (left padding, KV cache) from prompts + sensor tokens.
+
+        Returns:
+            list[str]: decoded answers without special tokens, stripped.
+        """
+        embeds, mask, _ = self._embed_batch(llm, prompts, sensors)
+        kwargs = dict(self.generation)
+        kwargs.update(overrides)
+        was_training = llm.training
+        llm.eval()
+        out = llm.generate(inputs_embeds=embeds, attention_mask=mask, use_cache=True,
+                           eos_token_id=self.tokenizer.eos_token_id,
+                           pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        llm.train(was_training)
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def trainable_parameter_names(self) -> List[str]:
+        """Names of the parameters with ``requires_grad`` (LoRA, delimiter embeddings, VATs,
+        projectors, sensor encoders)."""
+        return [n for n, p in self.named_parameters() if p.requires_grad]

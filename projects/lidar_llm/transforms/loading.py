@@ -1,0 +1,170 @@
+"""Loading / packing transforms of the LiDAR-Vision LLM."""
+import math
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from projects.registry import TRANSFORMS
+from ..structures import LidarQADataSample
+
+__all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'PackLidarQAInputs']
+
+CAMERA_ORDER = ('CAM_FRONT', 'CAM_FRONT_LEFT', 'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT',
+                'CAM_FRONT_RIGHT')
+
+
+@TRANSFORMS.register_module()
+class LoadLiDARPoints(BaseTransform):
+    """Load a LiDAR sweep, move it to the ego frame and apply the row's rotation.
+
+    Reads ``results['lidar_path']``: ``.npy`` ``(N, >=4)`` or ``.bin`` / ``.pcd.bin``
+    float32 with ``load_dim`` values per point. Keeps ``x, y, z, intensity``; applies
+    ``results['lidar2ego']`` (4, 4) when present, then a rotation of ``results['rot_deg']``
+    degrees about the ego z axis (the same rotation the QA answers were generated with).
+
+    Adds ``points``: float32 ``(N, 4)``.
+
+    Args:
+        load_dim (int): values per point of ``.bin`` files. Defaults to 5 (nuScenes).
+        use_dim (int): values kept. Defaults to 4.
+
+    Raises:
+        FileNotFoundError / ValueError: missing or malformed file (named).
+    """
+
+    def __init__(self, load_dim: int = 5, use_dim: int = 4):
+        self.load_dim, self.use_dim = load_dim, use_dim
+
+    def transform(self, results: Dict) -> Dict:
+        path = results.get('lidar_path')
+        if not path or not osp.isfile(path):
+            raise FileNotFoundError(f'LiDAR file {path!r} of sample '
+                                    f'{results.get("sample_token")} not found')
+        if path.endswith('.npy'):
+            pts = np.load(path)
+        else:
+            raw = np.fromfile(path, dtype=np.float32)
+            if raw.size % self.load_dim:
+                raise ValueError(f'{path}: {raw.size} floats is not a multiple of '
+                                 f'load_dim={self.load_dim}')
+            pts = raw.reshape(-1, self.load_dim)
+        if pts.ndim != 2 or pts.shape[1] < self.use_dim:
+            raise ValueError(f'{path}: expected (N, >={self.use_dim}) points, got {pts.shape}')
+        pts = pts[:, :self.use_dim].astype(np.float32).copy()
+        if results.get('lidar2ego') is not None:
+            m = np.asarray(results['lidar2ego'], np.float64)
+            pts[:, :3] = pts[:, :3] @ m[:3, :3].T + m[:3, 3]
+        rot = float(results.get('rot_deg', 0.0) or 0.0)
+        if rot:
+            c, s = math.cos(math.radians(rot)), math.sin(math.radians(rot))
+            x, y = pts[:, 0].copy(), pts[:, 1].copy()
+            pts[:, 0], pts[:, 1] = c * x - s * y, s * x + c * y
+        results['points'] = pts
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadBEVFeature(BaseTransform):
+    """Load a precomputed BEV feature map ``results['bev_path']`` (``.npy`` ``(C, H, W)``).
+
+    Args:
+        expected_shape (Sequence[int], optional): ``(C, H, W)`` every file must have.
+
+    Raises:
+        FileNotFoundError: missing file; ValueError: wrong shape or a rotated row (the
+        rotation augmentation needs raw points), naming the file.
+    """
+
+    def __init__(self, expected_shape: Optional[Sequence[int]] = None):
+        self.expected_shape = tuple(expected_shape) if expected_shape else None
+
+    def transform(self, results: Dict) -> Dict:
+        path = results.get('bev_path')
+        if not path or not osp.isfile(path):
+            raise FileNotFoundError(f'BEV feature file {path!r} of sample '
+                                    f'{results.get("sample_token")} not found')
+        try:
+            feat = np.load(path)
+        except Exception as e:
+            raise ValueError(f'{path}: cannot read BEV features ({e})') from e
+        if feat.ndim != 3 or (self.expected_shape and feat.shape != self.expected_shape):
+            raise ValueError(f'{path}: BEV features have shape {feat.shape}, expected '
+                             f'{self.expected_shape or "(C, H, W)"}')
+        if float(results.get('rot_deg', 0.0) or 0.0):
+            raise ValueError(f'{path}: row {results.get("qa_id")} asks for a rotation; '
+                             'precomputed BEV features cannot be rotated, use LoadLiDARPoints')
+        results['bev'] = feat
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadMultiViewImages(BaseTransform):
+    """Load the 6 camera images of a sample, resize, and stack them in :data:`CAMERA_ORDER`.
+
+    Adds ``imgs``: uint8 ``(6, 3, H, W)`` RGB.
+
+    Args:
+        img_size (Sequence[int]): ``(H, W)`` after resizing. Defaults to (224, 224).
+
+    Raises:
+        KeyError: a camera missing from ``results['image_paths']``; FileNotFoundError /
+        ValueError: a missing or undecodable image (named).
+    """
+
+    def __init__(self, img_size: Sequence[int] = (224, 224)):
+        self.img_size = tuple(img_size)
+
+    def transform(self, results: Dict) -> Dict:
+        paths = results.get('image_paths') or {}
+        imgs = []
+        for cam in CAMERA_ORDER:
+            if cam not in paths:
+                raise KeyError(f'sample {results.get("sample_token")}: no {cam} image path')
+            p = paths[cam]
+            if not osp.isfile(p):
+                raise FileNotFoundError(f'{p}: {cam} image of sample '
+                                        f'{results.get("sample_token")} not found')
+            img = cv2.imread(p, cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError(f'{p}: {cam} image of sample {results.get("sample_token")} '
+                                 'cannot be decoded (corrupt or not an image)')
+            img = cv2.resize(img, (self.img_size[1], self.img_size[0]),
+                             interpolation=cv2.INTER_AREA)
+            imgs.append(img[:, :, ::-1].transpose(2, 0, 1))
+        results['imgs'] = np.ascontiguousarray(np.stack(imgs))
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackLidarQAInputs(BaseTransform):
+    """Pack sensor arrays into ``inputs`` and the QA fields into a :class:`LidarQADataSample`.
+
+    Args:
+        meta_keys (Sequence[str]): keys copied into the sample's metainfo.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = ('qa_id', 'sample_token', 'template_type',
+                                                   'frame', 'rot_deg', 'scene')):
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: Dict) -> Dict:
+        inputs = {}
+        if 'points' in results:
+            inputs['points'] = torch.from_numpy(results['points'])
+        if 'bev' in results:
+            inputs['bev'] = torch.from_numpy(np.ascontiguousarray(results['bev']))
+        if 'imgs' in results:
+            inputs['imgs'] = torch.from_numpy(results['imgs'])
+        sample = LidarQADataSample(metainfo={k: results[k] for k in self.meta_keys
+                                             if k in results})
+        sample.question = results['question']
+        sample.answer = results.get('answer', '')
+        if results.get('gt_box') is not None:
+            sample.gt_box = results['gt_box']
+        if results.get('gt_count') is not None:
+            sample.gt_count = results['gt_count']
+        return dict(inputs=inputs, data_samples=sample)
