@@ -88,8 +88,11 @@ def test_resolve_switch_iter_and_errors():
         resolve_switch_iter(10)
     with pytest.raises(ValueError, match=r'switch_ratio must be in \[0, 1\]'):
         resolve_switch_iter(10, switch_ratio=1.5)
+    assert resolve_switch_iter(1, switch_iter=2) == 2  # a shortened run never switches
     with pytest.raises(ValueError, match='switch_iter must be an integer'):
-        resolve_switch_iter(10, switch_iter=11)
+        resolve_switch_iter(10, switch_iter=-1)
+    with pytest.raises(ValueError, match='switch_iter must be an integer'):
+        resolve_switch_iter(10, switch_iter=2.5)
 
 
 def test_stage_switch_and_cosine_follow_max_iters(tmp_path):

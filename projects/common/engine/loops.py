@@ -33,8 +33,9 @@ def resolve_switch_iter(max_iters: int, switch_iter: Optional[int] = None,
 
     Args:
         max_iters (int): iterations of the whole run (``train_cfg.max_iters``).
-        switch_iter (int, optional): absolute first iteration of the second stage,
-            ``0 <= switch_iter <= max_iters`` (``max_iters``: the second stage never runs).
+        switch_iter (int, optional): absolute first iteration of the second stage (>= 0;
+            from ``max_iters`` on the second stage never runs, e.g. after
+            ``--max-iters`` shortened the run).
         switch_ratio (float, optional): the switch as a fraction of ``max_iters`` in
             ``[0, 1]``; the iteration is ``round(switch_ratio * max_iters)``.
 
@@ -55,9 +56,8 @@ def resolve_switch_iter(max_iters: int, switch_iter: Optional[int] = None,
         if not 0.0 <= float(switch_ratio) <= 1.0:
             raise ValueError(f'train_cfg.switch_ratio must be in [0, 1], got {switch_ratio!r}')
         return int(round(float(switch_ratio) * int(max_iters)))
-    if int(switch_iter) != switch_iter or not 0 <= int(switch_iter) <= int(max_iters):
-        raise ValueError(f'train_cfg.switch_iter must be an integer in [0, max_iters='
-                         f'{max_iters}], got {switch_iter!r}')
+    if int(switch_iter) != switch_iter or int(switch_iter) < 0:
+        raise ValueError(f'train_cfg.switch_iter must be an integer >= 0, got {switch_iter!r}')
     return int(switch_iter)
 
 
