@@ -122,7 +122,7 @@ def test_occ_data_sample_typed_fields():
 
 
 def test_predict_returns_occ_data_samples():
-    model = MODELS.build(tiny_model_cfg(train_stage='world')).eval()
+    model = MODELS.build(tiny_model_cfg(train_stage='world')).to('cpu').eval()  # nn.Module._apply
     out = model.predict(synthetic_batch(batch=1, frames=4))
     assert isinstance(out[0], OccDataSample) and out[0].metainfo['pose_mode'] == 'planar4'
 

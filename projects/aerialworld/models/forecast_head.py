@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.model import BaseModule
 from mmengine.structures import BaseDataElement
+from torch.utils.checkpoint import checkpoint
 
 from projects.registry import MODELS
 from ..structures import OccDataSample
@@ -67,6 +68,13 @@ class OccForecastHead(BaseModule):
         free_label (int): Free class index in ``[0, num_classes)``.
         pose_mode (str): ``'planar4'`` or ``'6dof'`` (:class:`PoseCodec`). Defaults to
             ``'planar4'``.
+        checkpoint_losses (bool): Compute every occupancy loss under activation
+            checkpointing (``torch.utils.checkpoint``): its intermediates (softmax, log-softmax
+            and per-voxel weights, each the size of the logits, 542 MB for 4 frames of
+            200 x 200 x 121 x 7) are not kept from the forward pass but recomputed in the
+            backward pass one loss at a time, so at most one loss's intermediates exist at
+            once. Same values and gradients; costs one more forward pass of the losses.
+            Defaults to True.
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -80,8 +88,10 @@ class OccForecastHead(BaseModule):
                  num_classes: int,
                  free_label: int,
                  pose_mode: str = 'planar4',
+                 checkpoint_losses: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.checkpoint_losses = bool(checkpoint_losses)
         if not 0 <= free_label < num_classes:
             raise ValueError(f'OccForecastHead: free_label={free_label} outside [0, '
                              f'{num_classes})')
@@ -137,12 +147,17 @@ class OccForecastHead(BaseModule):
         """Whether any loss applies to ``target`` (``'recon'``, ``'pred'``, ``'token'``...)."""
         return any(t == target for t, _, _ in self._entries)
 
-    def _apply(self, target: str, pred: torch.Tensor, gt: torch.Tensor,
+    def _add_losses(self, target: str, pred: torch.Tensor, gt: torch.Tensor,
                losses: Dict[str, torch.Tensor]) -> None:
         """Add every configured loss of ``target`` to ``losses`` (in config order)."""
+        ckpt = (self.checkpoint_losses and target in _OCC_TARGETS and pred.requires_grad
+                and torch.is_grad_enabled())
         for t, key, module_key in self._entries:
-            if t == target:
-                losses[key] = self.loss_modules[module_key](pred, gt)
+            if t != target:
+                continue
+            module = self.loss_modules[module_key]
+            losses[key] = checkpoint(module, pred, gt, use_reentrant=False) if ckpt else \
+                module(pred, gt)
 
     # ------------------------------------------------------------------ losses
     def occupancy_losses(self, logits: torch.Tensor, target: torch.Tensor,
@@ -159,7 +174,7 @@ class OccForecastHead(BaseModule):
             ``<stage>_iou`` (occupied = not free) and ``<stage>_acc`` (voxel accuracy).
         """
         losses: Dict[str, torch.Tensor] = {}
-        self._apply(stage, logits, target, losses)
+        self._add_losses(stage, logits, target, losses)
         with torch.no_grad():
             pred = logits.argmax(1)
             pred_occ, gt_occ = pred != self.free_label, target != self.free_label
@@ -206,7 +221,7 @@ class OccForecastHead(BaseModule):
         b, t, k, h, w = logits.shape
         pred_logits, target = logits[:, :-1], tokens[:, 1:]
         losses: Dict[str, torch.Tensor] = {}
-        self._apply('token', pred_logits.reshape(b * (t - 1), k, h, w),
+        self._add_losses('token', pred_logits.reshape(b * (t - 1), k, h, w),
                     target.reshape(b * (t - 1), h, w), losses)
         with torch.no_grad():
             losses['acc_token'] = (pred_logits.argmax(2) == target).float().mean()
@@ -227,7 +242,7 @@ class OccForecastHead(BaseModule):
         losses: Dict[str, torch.Tensor] = {}
         pred_parts, gt_parts = self.codec.loss_parts(pred), self.codec.loss_parts(gt)
         for part in pred_parts:
-            self._apply(part, pred_parts[part], gt_parts[part], losses)
+            self._add_losses(part, pred_parts[part], gt_parts[part], losses)
         losses.update(self.codec.stats(pred, gt))
         return losses
 

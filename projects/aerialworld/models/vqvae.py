@@ -249,10 +249,10 @@ class OccVQVAE(BaseModule):
             padded = occ.new_full((b, px, py, self.padded_z), self.free_label)
             padded[:, :x, :y, :z] = occ
             occ = padded
-        feat = self.class_embeds(occ.long())  # (B, Xp, Yp, Zp, E)
         if self.z_reduction > 1:
-            feat = feat.reshape(b, px, py, self.reduced_z, self.z_reduction * self.class_embed_dim)
-            feat = F.silu(self.z_stem(feat))  # (B, Xp, Yp, Z', Ez)
+            feat = F.silu(self._stem_lookup(occ))  # (B, Xp, Yp, Z', Ez)
+        else:
+            feat = self.class_embeds(occ.long())  # (B, Xp, Yp, Zp, E)
         feat = feat.permute(0, 3, 4, 1, 2).reshape(b, -1, px, py)  # (B, Z' * Ez, Xp, Yp)
         if self.channels_last:
             feat = feat.contiguous(memory_format=torch.channels_last)
@@ -311,11 +311,68 @@ class OccVQVAE(BaseModule):
         h = h[:, :, :x, :y]
         h = h.reshape(b, self.reduced_z, self.z_embed_dim, x, y).permute(0, 3, 4, 1, 2)
         if self.z_reduction > 1:
-            h = self.z_unstem(F.silu(h))  # (B, X, Y, Z', r * E)
-            h = h.reshape(b, x, y, self.padded_z, self.class_embed_dim)
-        h = h[:, :, :, :z]  # (B, X, Y, Z, E)
-        logits = h @ self.class_embeds.weight.t()  # (B, X, Y, Z, C)
-        return logits.permute(0, 4, 1, 2, 3)
+            logits = self._unstem_logits(F.silu(h))  # (B, X, Y, Zp, C)
+        else:
+            logits = h @ self.class_embeds.weight.t()  # (B, X, Y, Z, C)
+        return logits[:, :, :, :z].permute(0, 4, 1, 2, 3)
+
+    def _stem_lookup(self, occ: torch.Tensor) -> torch.Tensor:
+        """z stem of the class embeddings without materialising them.
+
+        ``z_stem`` is linear in the concatenated embeddings of a group of ``r`` z-cells:
+        ``z_stem([e(c_0), ..., e(c_{r-1})]) = sum_j W_j e(c_j) + b``. The per-class terms
+        ``W_j e(c)`` form an ``(r, C, Ez)`` table; when ``C ** r <= 65536`` the table of every
+        label combination of a group is gathered once by its combined index
+        ``sum_j c_j C^j`` (one 8-byte index per group instead of ``r * E`` floats per group,
+        the ``(B, X, Y, Z, E)`` embedding of a full 200 x 200 x 124 window is 635 MB at
+        batch 4), otherwise the ``r`` terms are gathered and summed. Same values as
+        ``z_stem(class_embeds(occ).reshape(..., r * E))`` up to float summation order.
+
+        Args:
+            occ (torch.Tensor): ``(B, Xp, Yp, Zp)`` integer labels (padded grid).
+
+        Returns:
+            torch.Tensor: ``(B, Xp, Yp, Z', Ez)`` float, before the SiLU.
+        """
+        b, px, py, _ = occ.shape
+        r, c, e, ez = self.z_reduction, self.num_classes, self.class_embed_dim, self.z_embed_dim
+        weight = self.z_stem.weight.reshape(ez, r, e)
+        per = torch.einsum('ce,fje->jcf', self.class_embeds.weight, weight)  # (r, C, Ez)
+        groups = occ.reshape(b, px, py, self.reduced_z, r)
+        if c**r <= 65536:
+            powers = c**torch.arange(r, device=occ.device)
+            combos = torch.arange(c**r, device=occ.device)
+            digits = (combos[:, None] // powers) % c  # (C^r, r)
+            table = per[torch.arange(r, device=occ.device), digits].sum(1)  # (C^r, Ez)
+            index = (groups.long() * powers).sum(-1)  # (B, Xp, Yp, Z')
+            return F.embedding(index, table + self.z_stem.bias)
+        out = self.z_stem.bias.expand(b, px, py, self.reduced_z, ez)
+        for j in range(r):
+            out = out + F.embedding(groups[..., j].long(), per[j])
+        return out
+
+    def _unstem_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Voxel logits of the decoder's reduced z-cells, ``z_unstem`` folded in.
+
+        ``logits[z' r + j, c] = e(c) . (U_j h + u_j)`` with ``U_j``, ``u_j`` the rows of
+        ``z_unstem`` for sub-cell ``j``, so one ``(r C, Ez)`` linear map replaces ``z_unstem``
+        (``r * E`` outputs per cell) followed by the class-embedding product (the
+        ``(B, X, Y, Z, E)`` intermediate is not materialised). Same values up to float
+        summation order.
+
+        Args:
+            h (torch.Tensor): ``(B, X, Y, Z', Ez)`` decoder features (after the SiLU).
+
+        Returns:
+            torch.Tensor: ``(B, X, Y, Zp, C)`` logits.
+        """
+        b, x, y = h.shape[:3]
+        r, c, e, ez = self.z_reduction, self.num_classes, self.class_embed_dim, self.z_embed_dim
+        emb = self.class_embeds.weight
+        weight = torch.einsum('ce,jef->jcf', emb, self.z_unstem.weight.reshape(r, e, ez))
+        bias = torch.einsum('ce,je->jc', emb, self.z_unstem.bias.reshape(r, e))
+        logits = F.linear(h, weight.reshape(r * c, ez), bias.reshape(r * c))
+        return logits.reshape(b, x, y, self.padded_z, c)
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Decode token indices ``(B, h, w)`` into logits ``(B, C, X, Y, Z)``."""
