@@ -140,10 +140,8 @@ class TwoStageTrainLoop(IterBasedTrainLoop):
         if len(stages) != 2 or not all(isinstance(s, str) for s in stages):
             raise ValueError(f'train_cfg.stages must be two stage names, got {stages!r}')
         self.stages = stages
-        model = _unwrap(runner.model)
-        if not hasattr(model, 'set_stage'):
-            raise TypeError(f'TwoStageTrainLoop needs a model with set_stage(); '
-                            f'{type(model).__name__} has none')
+        # The model is checked when the first iteration runs: MMEngine's FlexibleRunner builds
+        # (and wraps) it only after the loop.
         super().__init__(runner, dataloader, max_iters, **kwargs)
 
     @property
@@ -158,6 +156,9 @@ class TwoStageTrainLoop(IterBasedTrainLoop):
     def run_iter(self, data_batch) -> None:
         """Put the model into the stage of this iteration, then run it."""
         model = _unwrap(self.runner.model)
+        if not hasattr(model, 'set_stage'):
+            raise TypeError(f'TwoStageTrainLoop needs a model with set_stage(); '
+                            f'{type(model).__name__} has none')
         stage = self.stage_for_iter(self._iter)
         if getattr(model, 'train_stage', None) != stage:
             self.runner.logger.info(
