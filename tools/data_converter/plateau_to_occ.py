@@ -43,6 +43,10 @@ def parse_args(argv=None):
     p.add_argument('--lidar-azimuth-steps', type=int, default=1024)
     p.add_argument('--val-fraction', type=float, default=0.2)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--frame', default='zone',
+                   help="metric frame of every site: 'zone' (JGD2011 plane rectangular zone "
+                   "from the site's location), 'local' (site-centred transverse Mercator: true "
+                   "north, scale 1) or a projected CRS such as EPSG:6677")
     p.add_argument('--overwrite', action='store_true',
                    help='replace previous converter outputs in --out-dir')
     p.add_argument('--log-level', default='INFO')
@@ -66,7 +70,8 @@ def build_config(args) -> ConverterConfig:
                            num_rover_sessions=args.rover_sessions,
                            frames_per_session=args.frames, frame_rate_hz=args.frame_rate,
                            lidar=not args.no_lidar, lidar_drone=drone, lidar_rover=rover,
-                           val_fraction=args.val_fraction, seed=args.seed, **kw)
+                           val_fraction=args.val_fraction, seed=args.seed, frame=args.frame,
+                           **kw)
 
 
 def main(argv=None):

@@ -31,10 +31,8 @@ files unless ``--overwrite`` is given (checked before anything is written).
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 
 import numpy as np
 from mmengine.config import Config, DictAction
@@ -42,6 +40,8 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
 
 import projects  # noqa: E402,F401  (registers every module)
+from projects.aerialworld.datasets.session_io import pose_from_json, pose_json  # noqa: E402
+from projects.common.utils.io import save_json_atomic, save_npz_atomic  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,34 +74,6 @@ def parse_args(argv=None):
     return args
 
 
-def _pose_from_entry(entry, where):
-    """13 floats from a plan entry (list or session-format pose dict)."""
-    if isinstance(entry, dict):
-        if 'pose_13d' in entry:
-            entry = entry['pose_13d']
-        else:
-            try:
-                p, o = entry['position'], entry['orientation']
-                vel = entry.get('velocity') or {}
-                lin = vel.get('linear') or dict(x=0.0, y=0.0, z=0.0)
-                ang = vel.get('angular') or dict(x=0.0, y=0.0, z=0.0)
-                entry = [p['x'], p['y'], p['z'], o['w'], o['x'], o['y'], o['z'],
-                         lin['x'], lin['y'], lin['z'], ang['x'], ang['y'], ang['z']]
-            except (KeyError, TypeError) as err:
-                raise ValueError(f'{where}: a pose dict needs "pose_13d" or position / '
-                                 f'orientation ({err})') from err
-    try:
-        pose = [float(v) for v in entry]
-    except (TypeError, ValueError) as err:
-        raise ValueError(f'{where}: expected 13 numbers, got {entry!r}') from err
-    if len(pose) != 13 or not np.all(np.isfinite(pose)):
-        raise ValueError(f'{where}: expected 13 finite numbers [x, y, z, qw, qx, qy, qz, vx, '
-                         f'vy, vz, wx, wy, wz], got {len(pose)} values')
-    if np.linalg.norm(pose[3:7]) < 1e-6:
-        raise ValueError(f'{where}: the quaternion (entries 3..6, [qw, qx, qy, qz]) is zero')
-    return pose
-
-
 def load_plan(path):
     """Read a plan file.
 
@@ -126,35 +98,8 @@ def load_plan(path):
         data = data['poses']
     if not isinstance(data, list) or not data:
         raise ValueError(f'{path}: expected a non-empty JSON list of 13-D poses')
-    return np.asarray([_pose_from_entry(e, f'{path}[{i}]') for i, e in enumerate(data)],
+    return np.asarray([pose_from_json(e, f'{path}[{i}]') for i, e in enumerate(data)],
                       dtype=np.float32)
-
-
-def _pose_json(pose, timestamp):
-    """Session-format pose dict of a 13-D pose."""
-    p = [float(v) for v in pose]
-    return {'pose_13d': p, 'timestamp': float(timestamp),
-            'position': dict(x=p[0], y=p[1], z=p[2]),
-            'orientation': dict(x=p[4], y=p[5], z=p[6], w=p[3]),
-            'velocity': {'linear': dict(x=p[7], y=p[8], z=p[9]),
-                         'angular': dict(x=p[10], y=p[11], z=p[12])}}
-
-
-def _atomic_write(path, write_fn, suffix):
-    """Write via ``write_fn(file_object)`` to a temporary file next to ``path``, then rename."""
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _select_window(dataset, args):
@@ -271,17 +216,15 @@ def main(argv=None):
     written = []
     for f in range(fut):
         occ = np.ascontiguousarray(pred[f])
-        _atomic_write(targets[f], lambda fo, o=occ: np.savez_compressed(fo, occupancy=o),
-                      '.npz')
-        text = json.dumps(_pose_json(plan[f], out_stamps[f])).encode()
-        _atomic_write(pose_targets[f], lambda fo, t=text: fo.write(t), '.json')
+        save_npz_atomic(targets[f], occupancy=occ)
+        save_json_atomic(pose_targets[f], pose_json(plan[f], out_stamps[f]))
         written += [targets[f], pose_targets[f]]
     info = dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
                 stage=stage, pose_mode=getattr(model, 'pose_mode', None), split=args.split,
                 window_index=idx, session=session, history_frames=frames[:hist],
                 predicted_frames=out_frames, plan=plan_source,
                 planned_poses=np.asarray(plan, dtype=float).tolist())
-    _atomic_write(info_path, lambda fo: fo.write(json.dumps(info, indent=1).encode()), '.json')
+    save_json_atomic(info_path, info, indent=1)
     written.append(info_path)
     print(f'rollout_with_plan: window {idx} ({session}, history frames {frames[:hist]}), '
           f'{fut} planned steps ({plan_source}), stage {stage}: wrote {len(written)} files '

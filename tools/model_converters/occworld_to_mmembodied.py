@@ -25,7 +25,6 @@ import json
 import os
 import pickle
 import sys
-import tempfile
 from typing import Dict, List, Optional, Union
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -143,22 +142,10 @@ def build_destination(config: Optional[str]):
 
 
 def save_atomic(obj: dict, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
-                               dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`projects.common.utils.io.atomic_write` (temporary file
+    next to ``path``, then ``os.replace``)."""
+    from projects.common.utils.io import atomic_write
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def convert(args: argparse.Namespace) -> int:

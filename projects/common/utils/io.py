@@ -14,12 +14,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ['atomic_write', 'save_npz_atomic', 'save_npy_atomic', 'save_json_atomic',
-           'sha256_file']
+__all__ = ['atomic_write', 'save_bytes_atomic', 'save_npz_atomic', 'save_npy_atomic',
+           'save_json_atomic', 'sha256_file']
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write ``path`` by calling ``write(tmp_path)`` and renaming the result into place.
+
+    The file gets the usual permissions (``0o666`` minus the umask; ``mkstemp`` alone would
+    leave ``0o600``). The rename makes the write atomic, not durable: no ``fsync`` (the
+    converters write thousands of small files).
 
     Args:
         path (str): Final file path; its folder is created when missing.
@@ -36,11 +40,27 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_write`."""
+    def _write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+    atomic_write(path, _write)
 
 
 def save_npz_atomic(path: str, **arrays: np.ndarray) -> None:

@@ -25,11 +25,11 @@ Reasoning embeddings: :func:`embed_texts`, 384-d all-MiniLM-L6-v2 from the PyPI 
 import os
 import os.path as osp
 import re
-import tempfile
 
 import numpy as np
 
 from projects.common.structures.trajectory import rotation_from_yaw
+from projects.common.utils.io import save_npz_atomic
 
 __all__ = ['embed_texts', 'describe_trajectory', 'parse_teacher_output', 'resample_waypoints',
            'trajectory_yaw', 'medoid', 'build_prompt', 'HFTeacher', 'LoggedFutureTeacher',
@@ -388,17 +388,7 @@ def write_labels_atomic(path, labels, overwrite=False):
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; pass overwrite=True (--overwrite) to replace it')
     validate_labels(labels, path)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.npz', prefix='.tmp_labels_', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez_compressed(f, **labels)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_npz_atomic(path, **labels)
     return path
 
 
