@@ -140,7 +140,7 @@ class OccupancyMetric(BaseMetric):
       dataset);
     * ``IoU@mean`` / ``mIoU@mean``: mean of the per-step values;
     * ``IoU_visible@t`` / ``mIoU_visible@t`` and ``IoU_revealed@t`` /
-      ``mIoU_revealed@t`` (with ``point_cloud_range``): the same over the
+      ``mIoU_revealed@t`` (given the grid range): the same over the
       voxels of future frame t that lie inside the last history frame's grid
       when moved by the true ego motion (seen before) and over the others
       (newly revealed), see
@@ -167,7 +167,7 @@ class OccupancyMetric(BaseMetric):
     * ``baseline/``: copy-last (the last history frame repeated), with the
       constant-velocity pose baseline ``baseline/pose/...``
       (``baseline_ego_motion``);
-    * ``warp_cv/`` (with ``point_cloud_range`` and the window in
+    * ``warp_cv/`` (given the grid range and the window in
       ``data_batch``): the last history frame warped by constant-velocity
       ego motion (from the last two history poses), keeping the last frame's
       voxel where the warp has no source
@@ -180,7 +180,7 @@ class OccupancyMetric(BaseMetric):
     with the highest mean over the steps; ``margin/<metric>@t`` (and
     ``@mean``) is the model's value minus that baseline's (positive = the
     model is better). Optional sources are reported only when every sample
-    has them (a warning names the ones left out).
+    has them (the table's legend names the ones left out).
 
     IoU values are percentages (0-100, as in OccWorld / Occ3D); pose errors
     are metres. A value with an empty denominator is ``nan``. Voxels whose
