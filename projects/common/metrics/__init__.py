@@ -2,6 +2,7 @@
 from .action_metric import ActionMetric
 from .occupancy_metric import OccupancyMetric, accumulate_ego_motion
 from .text_metric import DrivingQAMetric
+from .video_metric import VideoPredictionMetric
 
-__all__ = ['ActionMetric', 'OccupancyMetric', 'accumulate_ego_motion',
+__all__ = ['ActionMetric', 'OccupancyMetric', 'accumulate_ego_motion', 'VideoPredictionMetric',
            'DrivingQAMetric']
