@@ -1,5 +1,6 @@
 """Logger hook that reports progress from the first iterations on, with a projected wall time."""
 import datetime
+import os
 import time
 from typing import Optional
 
@@ -8,7 +9,7 @@ from mmengine.model import is_model_wrapper
 
 from projects.registry import HOOKS
 
-__all__ = ['ProgressLoggerHook', 'format_duration']
+__all__ = ['ProgressLoggerHook', 'format_duration', 'process_age_s']
 
 
 def format_duration(seconds: float) -> str:
@@ -31,6 +32,19 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f'{minutes} min {secs:02d} s'
     return f'{secs} s'
+
+
+def process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux ``/proc``), or None where unavailable."""
+    try:
+        with open('/proc/self/stat') as f:
+            # fields after the command name: state is field 3, starttime field 22 (clock ticks)
+            fields = f.read().rsplit(')', 1)[1].split()
+        with open('/proc/uptime') as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - int(fields[19]) / os.sysconf('SC_CLK_TCK'), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @HOOKS.register_module()
@@ -76,7 +90,11 @@ class ProgressLoggerHook(LoggerHook):
                              f'{estimate_iters}')
         self.first_iters = int(first_iters)
         self.estimate_iters = int(estimate_iters)
-        self._built_at = time.perf_counter()
+        age = process_age_s()
+        # the run's clock starts with the process (imports, config, model and data set-up)
+        self._started_at = time.perf_counter() - (age if age is not None else 0.0)
+        self._since = 'since the process started' if age is not None else \
+            'since the logger hook was built'
         self._start_iter = 0
         self._last_tick: Optional[float] = None
         self._phase: Optional[str] = None
@@ -167,7 +185,7 @@ class ProgressLoggerHook(LoggerHook):
             str: one log line.
         """
         rate = self._rates[self._phase]
-        elapsed = time.perf_counter() - self._built_at
+        elapsed = time.perf_counter() - self._started_at
         done = runner.iter + 1
         remaining = max(runner.max_iters - done, 0)
         first = done - len(self._phase_durations) + 1
@@ -202,7 +220,7 @@ class ProgressLoggerHook(LoggerHook):
             seconds=remaining_s)
         parts.append(f'projected wall time of the whole run ({runner.max_iters} iterations, '
                      f'this machine): {format_duration(total)}, {format_duration(elapsed)} '
-                     f'elapsed since the runner was built, finishing around '
+                     f'elapsed {self._since}, finishing around '
                      f'{finish:%Y-%m-%d %H:%M} UTC')
         parts.append(f'remaining: {basis}; validation and checkpoint time not included')
         return '; '.join(parts)
