@@ -156,3 +156,23 @@ def test_pretrained_init_cfg_strictness(tmp_path):
                                 if 'class_embeds' not in k}), path)
     with pytest.raises(RuntimeError, match=r'missing keys.*class_embeds'):
         build('tokenizer.').init_weights()
+
+
+@pytest.mark.parametrize('checkpoint_losses', [True, False])
+def test_checkpointed_occupancy_losses_give_the_same_values_and_gradients(checkpoint_losses):
+    losses = [dict(type='OccupancyFocalLoss', target='occupancy', name='focal'),
+              dict(type='OccupancyDiceLoss', target='occupancy', name='dice'),
+              dict(type='MeanMatchingLoss', target='occupancy', name='mm')]
+    ref_head = OccForecastHead(losses=losses, num_classes=4, free_label=3,
+                               checkpoint_losses=False)
+    head = OccForecastHead(losses=losses, num_classes=4, free_label=3,
+                           checkpoint_losses=checkpoint_losses)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 5, 3, generator=g, requires_grad=True)
+    target = torch.randint(0, 4, (2, 5, 5, 3), generator=g).to(torch.uint8)
+    grads = []
+    for h in (ref_head, head):
+        out = h.occupancy_losses(logits, target, 'recon')
+        total = sum(v for k, v in out.items() if k.startswith('loss'))
+        grads.append((total.detach(), torch.autograd.grad(total, logits)[0]))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])

@@ -1,7 +1,7 @@
 """Forecast head of AerialWorld: the losses of both stages and the packing of predictions."""
 import copy
 import inspect
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -68,13 +68,14 @@ class OccForecastHead(BaseModule):
         free_label (int): Free class index in ``[0, num_classes)``.
         pose_mode (str): ``'planar4'`` or ``'6dof'`` (:class:`PoseCodec`). Defaults to
             ``'planar4'``.
-        checkpoint_losses (bool): Compute every occupancy loss under activation
+        checkpoint_losses (bool | int): Compute every occupancy loss under activation
             checkpointing (``torch.utils.checkpoint``): its intermediates (softmax, log-softmax
             and per-voxel weights, each the size of the logits, 542 MB for 4 frames of
             200 x 200 x 121 x 7) are not kept from the forward pass but recomputed in the
             backward pass one loss at a time, so at most one loss's intermediates exist at
-            once. Same values and gradients; costs one more forward pass of the losses.
-            Defaults to True.
+            once. Same values and gradients; costs one more forward pass of the losses. An int
+            turns it on for logits of at least that many elements. Defaults to ``2 ** 26``
+            (on for full aerial grids, off for small ones such as test_local's).
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -88,10 +89,10 @@ class OccForecastHead(BaseModule):
                  num_classes: int,
                  free_label: int,
                  pose_mode: str = 'planar4',
-                 checkpoint_losses: bool = True,
+                 checkpoint_losses: Union[bool, int] = 2**26,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.checkpoint_losses = bool(checkpoint_losses)
+        self.checkpoint_losses = checkpoint_losses
         if not 0 <= free_label < num_classes:
             raise ValueError(f'OccForecastHead: free_label={free_label} outside [0, '
                              f'{num_classes})')
@@ -148,10 +149,11 @@ class OccForecastHead(BaseModule):
         return any(t == target for t, _, _ in self._entries)
 
     def _add_losses(self, target: str, pred: torch.Tensor, gt: torch.Tensor,
-               losses: Dict[str, torch.Tensor]) -> None:
+                    losses: Dict[str, torch.Tensor]) -> None:
         """Add every configured loss of ``target`` to ``losses`` (in config order)."""
-        ckpt = (self.checkpoint_losses and target in _OCC_TARGETS and pred.requires_grad
-                and torch.is_grad_enabled())
+        limit = self.checkpoint_losses
+        big = bool(limit) if isinstance(limit, bool) else pred.numel() >= int(limit)
+        ckpt = big and target in _OCC_TARGETS and pred.requires_grad and torch.is_grad_enabled()
         for t, key, module_key in self._entries:
             if t != target:
                 continue
@@ -222,7 +224,7 @@ class OccForecastHead(BaseModule):
         pred_logits, target = logits[:, :-1], tokens[:, 1:]
         losses: Dict[str, torch.Tensor] = {}
         self._add_losses('token', pred_logits.reshape(b * (t - 1), k, h, w),
-                    target.reshape(b * (t - 1), h, w), losses)
+                         target.reshape(b * (t - 1), h, w), losses)
         with torch.no_grad():
             losses['acc_token'] = (pred_logits.argmax(2) == target).float().mean()
             losses['acc_token_copy_last'] = (tokens[:, :-1] == target).float().mean()
