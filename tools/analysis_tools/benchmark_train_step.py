@@ -178,6 +178,7 @@ def run_worker(args) -> dict:
         print(apply_amp(cfg))
     batch_size = args.batch_size or cfg.train_dataloader.batch_size
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    torch.manual_seed(0)  # same initial weights and frame choices for both implementations
     model = MODELS.build(model_cfg).to(args.device)
     model.init_weights()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -197,6 +198,7 @@ def run_worker(args) -> dict:
     for it, batch in enumerate(batches):
         if args.device.startswith('cuda'):
             torch.cuda.synchronize()
+        torch.manual_seed(1000 + it)
         start = time.perf_counter()
         log_vars = model.train_step(batch, optim_wrapper)
         if args.device.startswith('cuda'):
