@@ -52,7 +52,11 @@ class ActionMetric(BaseMetric):
             if k not in stats:
                 raise KeyError(f'ActionMetric: stats lack {k!r}')
         self.mean = np.asarray(stats['mean'], dtype=np.float64)
-        self.std = np.maximum(np.asarray(stats['std'], dtype=np.float64), 1e-6)
+        std = np.asarray(stats['std'], dtype=np.float64)
+        # dimensions constant in training (std 0, e.g. unused rotations) are reported but
+        # left out of the overall averages: their normalised error is undefined
+        self.active = std > 1e-12
+        self.std = np.where(self.active, std, 1.0)
         self.gripper_dim = gripper_dim
         self.gripper_mid = None if gripper_dim is None else \
             0.5 * (stats['min'][gripper_dim] + stats['max'][gripper_dim])
@@ -61,7 +65,11 @@ class ActionMetric(BaseMetric):
     def process(self, data_batch, data_samples: Sequence) -> None:
         for s in data_samples:
             get = (lambda k: s[k]) if isinstance(s, dict) else (lambda k: getattr(s, k))
+            meta = s.metainfo if hasattr(s, 'metainfo') else s
+            variants = meta.get('pred_variants') or {}
             self.results.append(dict(
+                variants={k: np.asarray(v.cpu() if hasattr(v, 'cpu') else v, dtype=np.float64)
+                          for k, v in variants.items()},
                 pred=np.asarray(get('pred_actions').cpu(), dtype=np.float64),
                 gt=np.asarray(get('gt_actions').cpu(), dtype=np.float64),
                 mask=np.asarray(get('action_mask').cpu(), dtype=bool),
@@ -71,12 +79,16 @@ class ActionMetric(BaseMetric):
         e = (pred - gt) / self.std  # (N, H, A)
         m = mask[..., None].astype(np.float64)
         cnt_dim = np.maximum((m * np.ones_like(e)).sum(axis=(0, 1)), 1)
-        cnt_step = np.maximum(m.sum(axis=(0, 2)) * e.shape[2], 1)
-        out = dict(nmse=float((e ** 2 * m).sum() / max(m.sum() * e.shape[2], 1)),
-                   nl1=float((np.abs(e) * m).sum() / max(m.sum() * e.shape[2], 1)),
-                   nmse_dim=((e ** 2) * m).sum(axis=(0, 1)) / cnt_dim,
-                   nl1_dim=(np.abs(e) * m).sum(axis=(0, 1)) / cnt_dim,
-                   nmse_step=((e ** 2) * m).sum(axis=(0, 2)) / cnt_step)
+        nmse_dim = ((e ** 2) * m).sum(axis=(0, 1)) / cnt_dim
+        nl1_dim = (np.abs(e) * m).sum(axis=(0, 1)) / cnt_dim
+        ea = e[..., self.active]
+        cnt_step = np.maximum(m.sum(axis=(0, 2)) * ea.shape[2], 1)
+        n_all = max(m.sum() * ea.shape[2], 1)
+        out = dict(nmse=float((ea ** 2 * m).sum() / n_all),
+                   nl1=float((np.abs(ea) * m).sum() / n_all),
+                   nmse_dim=np.where(self.active, nmse_dim, np.nan),
+                   nl1_dim=np.where(self.active, nl1_dim, np.nan),
+                   nmse_step=((ea ** 2) * m).sum(axis=(0, 2)) / cnt_step)
         if self.gripper_dim is not None:
             g = self.gripper_dim
             same = (pred[..., g] > self.gripper_mid) == (gt[..., g] > self.gripper_mid)
@@ -88,19 +100,26 @@ class ActionMetric(BaseMetric):
         gt = np.stack([r['gt'] for r in results])
         mask = np.stack([r['mask'] for r in results])
         prev = np.stack([r['prev'] for r in results])
-        rows = {'model': self._scores(pred, gt, mask),
-                'zero': self._scores(np.zeros_like(gt), gt, mask),
+        rows = {'model': self._scores(pred, gt, mask)}
+        names = list(results[0]['variants']) if results[0]['variants'] else []
+        for name in names:
+            rows[f'model:{name}'] = self._scores(
+                np.stack([r['variants'][name] for r in results]), gt, mask)
+        rows.update({'zero': self._scores(np.zeros_like(gt), gt, mask),
                 'mean': self._scores(np.broadcast_to(self.mean, gt.shape), gt, mask),
-                'copy_last': self._scores(np.broadcast_to(prev[:, None], gt.shape), gt, mask)}
+                'copy_last': self._scores(np.broadcast_to(prev[:, None], gt.shape), gt, mask)})
+        if names:  # the first variant is what pred_actions holds
+            rows.pop('model')
         best = min(self.BASELINES, key=lambda b: rows[b]['nmse'])
         metrics = {}
+        first = next(iter(rows))
         for name, sc in rows.items():
-            pre = '' if name == 'model' else f'{name}/'
+            pre = '' if name == first else f'{name}/'
             metrics[f'{pre}nmse'] = sc['nmse']
             metrics[f'{pre}nl1'] = sc['nl1']
             if 'gripper_acc' in sc:
                 metrics[f'{pre}gripper_acc'] = sc['gripper_acc']
-            if name == 'model':
+            if name == first:
                 for a, v in zip(self.action_names, sc['nmse_dim']):
                     metrics[f'nmse_{a}'] = float(v)
                 for a, v in zip(self.action_names, sc['nl1_dim']):
@@ -108,25 +127,31 @@ class ActionMetric(BaseMetric):
                 for h, v in enumerate(sc['nmse_step']):
                     metrics[f'nmse_step{h}'] = float(v)
         metrics['best_baseline_nmse'] = rows[best]['nmse']
-        metrics['margin_nmse'] = rows[best]['nmse'] - rows['model']['nmse']
+        metrics['margin_nmse'] = rows[best]['nmse'] - rows[first]['nmse']
         print_log(self.format_table(rows, best, len(results)), logger='current')
         return metrics
 
     def format_table(self, rows: Dict, best: str, n: int) -> str:
         """Plain-text tables: per dimension (+ overall, gripper accuracy) and per chunk step."""
-        head = f'{"":<10}{"nMSE":>8}{"nL1":>8}{"grip%":>7} | ' + ''.join(
+        w = max(10, max(len(k) for k in rows) + 1)
+        head = f'{"":<{w}}{"nMSE":>8}{"nL1":>8}{"grip%":>7} | ' + ''.join(
             f'{a:>8}' for a in self.action_names)
         lines = [f'Action metric on {n} held-out samples (errors in training std units; '
                  f'per-dimension columns: nMSE)', head, '-' * len(head)]
         for name, sc in rows.items():
             g = sc.get('gripper_acc', float('nan')) * 100
-            lines.append(f'{name:<10}{sc["nmse"]:>8.4f}{sc["nl1"]:>8.4f}{g:>7.1f} | ' +
-                         ''.join(f'{v:>8.4f}' for v in sc['nmse_dim']))
-        steps = len(rows['model']['nmse_step'])
-        lines.append('nMSE per chunk step: ' + ' '.join(f'{"h" + str(h):>7}' for h in range(steps)))
+            lines.append(f'{name:<{w}}{sc["nmse"]:>8.4f}{sc["nl1"]:>8.4f}{g:>7.1f} | ' +
+                         ''.join('       -' if np.isnan(v) else f'{v:>8.4f}'
+                                 for v in sc['nmse_dim']))
+        first = next(iter(rows))
+        steps = len(rows[first]['nmse_step'])
+        lines.append(f'{"nMSE per chunk step:":<{max(w, 20)}} ' +
+                     ' '.join(f'{"h" + str(h):>7}' for h in range(steps)))
         for name, sc in rows.items():
-            lines.append(f'{name:<20} ' + ' '.join(f'{v:>7.4f}' for v in sc['nmse_step']))
-        m = rows[best]['nmse'] - rows['model']['nmse']
-        lines.append(f'strongest baseline: {best} (nMSE {rows[best]["nmse"]:.4f}); model margin '
-                     f'{m:+.4f} ({"model better" if m > 0 else "baseline better"})')
+            lines.append(f'{name:<{max(w, 20)}} ' + ' '.join(f'{v:>7.4f}' for v in sc['nmse_step']))
+        for name in [k for k in rows if k not in self.BASELINES]:
+            m = rows[best]['nmse'] - rows[name]['nmse']
+            lines.append(f'strongest baseline: {best} (nMSE {rows[best]["nmse"]:.4f}); {name} '
+                         f'margin {m:+.4f} ({"model better" if m > 0 else "baseline better"})')
+        lines.append('(nMSE over the dimensions that vary in training; "-" = constant there)')
         return '\n'.join(lines)

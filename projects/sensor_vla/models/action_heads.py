@@ -144,10 +144,14 @@ class FlowMatchingActionHead(_ChunkHead):
         time_beta (tuple): ``(alpha, beta)`` of the Beta time distribution. (1.5, 1.0).
         sample_seed (int, optional): Seed of the initial noise at inference (deterministic
             evaluation); None draws from the global generator. Defaults to 0.
+        num_samples (int): Chunks sampled per query at inference and averaged (a Monte-Carlo
+            estimate of the conditional mean, which is what an MSE evaluation rewards; 1 =
+            pi0's single sample). Defaults to 1.
     """
 
     def __init__(self, expert: dict, losses: Optional[List[dict]] = None, action_dim: int = 7,
-                 num_steps: int = 10, time_beta=(1.5, 1.0), sample_seed: Optional[int] = 0):
+                 num_steps: int = 10, time_beta=(1.5, 1.0), sample_seed: Optional[int] = 0,
+                 num_samples: int = 1):
         super().__init__(expert, losses or [dict(type='WeightedActionMSELoss')], action_dim)
         if num_steps < 1:
             raise ValueError(f'FlowMatchingActionHead: num_steps must be >= 1, got {num_steps}')
@@ -155,6 +159,10 @@ class FlowMatchingActionHead(_ChunkHead):
         self.num_steps = num_steps
         self.time_beta = tuple(float(v) for v in time_beta)
         self.sample_seed = sample_seed
+        if num_samples < 1:
+            raise ValueError(f'FlowMatchingActionHead: num_samples must be >= 1, got '
+                             f'{num_samples}')
+        self.num_samples = num_samples
         self.action_in = nn.Linear(action_dim, d)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.out = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, action_dim))
@@ -190,7 +198,11 @@ class FlowMatchingActionHead(_ChunkHead):
             num_steps (int, optional): Overrides ``self.num_steps``.
         """
         b = context.shape[0]
-        shape = (b, self.chunk_size, self.action_dim)
+        k = 1 if noise is not None else self.num_samples
+        if k > 1:  # K samples per query, averaged
+            context = context.repeat_interleave(k, 0)
+            context_mask = context_mask.repeat_interleave(k, 0)
+        shape = (b * k, self.chunk_size, self.action_dim)
         if noise is None:
             gen = None
             if self.sample_seed is not None:
@@ -199,6 +211,6 @@ class FlowMatchingActionHead(_ChunkHead):
         steps = num_steps or self.num_steps
         x, dt = noise.float(), -1.0 / steps
         for i in range(steps):
-            t = torch.full((b,), 1.0 + i * dt, device=context.device)
+            t = torch.full((x.shape[0],), 1.0 + i * dt, device=context.device)
             x = x + dt * self.velocity(context, context_mask, x, t)
-        return x
+        return x.view(b, k, *x.shape[1:]).mean(1)

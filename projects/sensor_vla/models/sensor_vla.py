@@ -166,6 +166,10 @@ class SensorVLA(BaseModel):
         """Fused context ``(B, L', D)`` and mask ``(B, L')``."""
         instructions = [str(s.metainfo.get('instruction', '')) for s in data_samples]
         tokens, mask = self.vl_features(inputs['images'], instructions)
+        return self.fuse(tokens, mask, inputs)
+
+    def fuse(self, tokens: torch.Tensor, mask: torch.Tensor, inputs: dict):
+        """Sensor fusion (+ previous-action token) on VL tokens ``(B, L, D)`` / ``(B, L)``."""
         tokens = tokens.to(next(self.action_head.parameters()).device)
         mask = mask.to(tokens.device)
         if self.fusion.uses_sensor:

@@ -38,6 +38,9 @@ class LoadVLAStep(BaseTransform):
         window (int): Stream samples per window. Defaults to 650 (1 s at 650 Hz).
         sensor_channels (int): Expected stream width C. Defaults to 1026.
         action_dim (int): Expected A. Defaults to 7.
+        decimate (int): Keep every ``decimate``-th stream sample of the window (the newest
+            one always kept), e.g. 10 turns 1 s at 650 Hz into 65 samples at 65 Hz for CPU
+            configs. Defaults to 1.
 
     Raises:
         VLADataError: A missing episode file, a step without an image (fewer image steps or
@@ -46,7 +49,10 @@ class LoadVLAStep(BaseTransform):
     """
 
     def __init__(self, chunk_size: int = 8, window: int = 650, sensor_channels: int = 1026,
-                 action_dim: int = 7):
+                 action_dim: int = 7, decimate: int = 1):
+        if decimate < 1:
+            raise ValueError(f'LoadVLAStep: decimate must be >= 1, got {decimate}')
+        self.decimate = decimate
         self.chunk_size = chunk_size
         self.window = window
         self.sensor_channels = sensor_channels
@@ -96,7 +102,7 @@ class LoadVLAStep(BaseTransform):
             if len(win) < self.window:
                 win = np.concatenate([np.zeros((self.window - len(win), win.shape[1]),
                                                np.float32), win])
-            results['sensor'] = win
+            results['sensor'] = win[::-1][::self.decimate][::-1].copy()
         return results
 
 
