@@ -270,8 +270,8 @@ def test_plinths_without_tin_are_terrain():
     assert base > 0.7  # the real bases lie 0 to 0.76 m above the datum
     fp = mesh.building_footprint(b).buffer(-1.5)
     x, y = fp.representative_point().coords[0]
-    fine = GridSpec((-20.0, -20.0, -2.0, 20.0, 20.0, 30.0), (0.2, 0.2, 0.1))
-    grid = GlobalSemanticGrid(mesh, fine, np.array([x - 30, y - 30, x + 30, y + 30]))
+    fine = GridSpec((-10.0, -10.0, -1.0, 10.0, 10.0, 4.0), (0.2, 0.2, 0.1))
+    grid = GlobalSemanticGrid(mesh, fine, np.array([x - 12, y - 12, x + 12, y + 12]))
     zs = np.arange(0.05, base - 0.1, 0.05)
     labels = grid.labels_at(np.stack([np.full_like(zs, x), np.full_like(zs, y), zs], 1))
     assert len(zs) >= 10 and np.all(labels == TERRAIN), labels

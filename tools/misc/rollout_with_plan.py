@@ -40,7 +40,8 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
 
 import projects  # noqa: E402,F401  (registers every module)
-from projects.aerialworld.datasets.session_io import pose_from_json, pose_json  # noqa: E402
+from projects.aerialworld.datasets.session_io import (frame_paths, pose_from_json,  # noqa: E402
+                                                      pose_json)
 from projects.common.utils.io import save_json_atomic, save_npz_atomic  # noqa: E402
 
 
@@ -201,8 +202,8 @@ def main(argv=None):
     out_frames = [frames[hist - 1] + (f + 1) * step for f in range(fut)]
     out_stamps = [stamps[hist - 1] + (f + 1) * dt for f in range(fut)]
     root = osp.join(args.out_dir, session)
-    targets = [osp.join(root, 'occupancy', f'{fr:06d}_occupancy.npz') for fr in out_frames]
-    pose_targets = [osp.join(root, 'poses', f'{fr:06d}.json') for fr in out_frames]
+    targets = [osp.join(root, frame_paths(fr)['occ']) for fr in out_frames]
+    pose_targets = [osp.join(root, frame_paths(fr)['pose']) for fr in out_frames]
     info_path = osp.join(root, 'rollout_info.json')
     existing = [p for p in targets + pose_targets + [info_path] if osp.exists(p)]
     if existing and not args.overwrite:

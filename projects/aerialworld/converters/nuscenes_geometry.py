@@ -14,6 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from projects.aerialworld.datasets.classes import OCC3D_FREE_LABEL as OCCWORLD_FREE_LABEL
 from .nuscenes_io import SequenceFrame, apply_transform
+from .trajectories import finite_difference_rates
 
 if TYPE_CHECKING:
     from .nuscenes_occ import NuScenesOccConfig
@@ -148,14 +149,7 @@ def ego_poses_13d(translations: np.ndarray, quaternions_wxyz: np.ndarray,
         raise ValueError('ego_poses_13d: timestamps must increase strictly')
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     q = q * np.where(q[:, :1] < 0, -1.0, 1.0)  # qw >= 0
-    vel = np.zeros_like(pos)
-    ang = np.zeros_like(pos)
-    if len(t) > 1:
-        vel = np.gradient(pos, t, axis=0)
-        rot = Rotation.from_quat(q[:, [1, 2, 3, 0]])
-        lo = np.maximum(np.arange(len(t)) - 1, 0)
-        hi = np.minimum(np.arange(len(t)) + 1, len(t) - 1)
-        ang = (rot[lo].inv() * rot[hi]).as_rotvec() / (t[hi] - t[lo])[:, None]
+    vel, ang = finite_difference_rates(t, pos, Rotation.from_quat(q[:, [1, 2, 3, 0]]))
     return np.concatenate([pos, q, vel, ang], axis=1)
 
 

@@ -40,6 +40,36 @@ DRONE_KINDS = ('drone_survey', 'drone_orbit', 'drone_random_walk')
 ROVER_KIND = 'rover'
 
 
+def finite_difference_rates(times: np.ndarray, positions: np.ndarray, rotations: Rotation,
+                            at: Optional[np.ndarray] = None
+                            ) -> Tuple[np.ndarray, np.ndarray]:
+    """Linear and body angular velocities of a pose stream by central differences.
+
+    Linear velocity: ``np.gradient`` of the positions over the (non-uniform) times (second
+    order inside, one-sided at the ends), world frame, m/s. Angular velocity (body frame,
+    rad/s): ``rotvec(R_{k-1}^T R_{k+1}) / (t_{k+1} - t_{k-1})``, one-sided at the ends.
+
+    Args:
+        times (np.ndarray): (M,) float64 strictly increasing seconds.
+        positions (np.ndarray): (M, 3) float64 metres.
+        rotations (Rotation): M body-to-world rotations (scipy).
+        at (np.ndarray, optional): (K,) int indices at which to return the rates (default:
+            all M).
+
+    Returns:
+        tuple: ``(linear (K, 3), angular (K, 3))`` float64; zeros when M == 1.
+    """
+    idx = np.arange(len(times)) if at is None else np.asarray(at, np.int64)
+    if len(times) < 2:
+        return np.zeros((len(idx), 3)), np.zeros((len(idx), 3))
+    vel = np.gradient(np.asarray(positions, np.float64), times, axis=0)[idx]
+    prev = np.clip(idx - 1, 0, len(times) - 1)
+    nxt = np.clip(idx + 1, 0, len(times) - 1)
+    ang = (rotations[prev].inv() * rotations[nxt]).as_rotvec() / \
+        (times[nxt] - times[prev])[:, None]
+    return vel, ang
+
+
 @dataclass
 class Trajectory:
     """Sampled poses of one session.

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from projects.common.structures.trajectory import yaw_from_rotation
 from .grid import GridSpec
-from .trajectories import Trajectory
+from .trajectories import Trajectory, finite_difference_rates
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -93,10 +93,7 @@ def trajectory_from_poses(times: np.ndarray, T_wb: np.ndarray, key_idx: np.ndarr
         raise ValueError('trajectory_from_poses needs >= 2 poses with increasing times')
     pos = T_wb[:, :3, 3]
     rot = Rotation.from_matrix(T_wb[:, :3, :3])
-    vel = np.gradient(pos, times, axis=0)
-    prev = np.clip(key_idx - 1, 0, len(times) - 1)
-    nxt = np.clip(key_idx + 1, 0, len(times) - 1)
-    ang = (rot[prev].inv() * rot[nxt]).as_rotvec() / (times[nxt] - times[prev])[:, None]
+    vel, ang = finite_difference_rates(times, pos, rot, key_idx)
     quat = rot[key_idx].as_quat()[:, [3, 0, 1, 2]]  # scipy is scalar-last
     flip = np.concatenate([[1.0], np.sign(np.sum(quat[1:] * quat[:-1], axis=1))])
     flip[flip == 0] = 1.0
@@ -106,5 +103,5 @@ def trajectory_from_poses(times: np.ndarray, T_wb: np.ndarray, key_idx: np.ndarr
     t_key = times[key_idx]
     t0 = float(t_key[0]) if t0 is None else float(t0)
     return Trajectory(kind='uavscenes', timestamps=t_key - t0, positions=pos[key_idx],
-                      quaternions=quat, linear_velocity=vel[key_idx], angular_velocity=ang,
+                      quaternions=quat, linear_velocity=vel, angular_velocity=ang,
                       yaw=np.unwrap(body_yaw(T_wb[key_idx, :3, :3])))

@@ -196,10 +196,11 @@ class LoadOccupancySequence(BaseTransform):
 def pose_from_json_dict(record: dict, path: str = '<dict>') -> np.ndarray:
     """Convert one pose JSON record to the 13-D pose vector.
 
-    Uses ``record['pose_13d']`` when present, else the nested dictionaries
-    ``position {x,y,z}``, ``orientation {x,y,z,w}`` (converted to the
-    scalar-first order) and ``velocity {linear {x,y,z}, angular {x,y,z}}``
-    (missing velocity is filled with zeros). The quaternion is normalised.
+    Reads the record with the session-format reader
+    (:func:`projects.aerialworld.datasets.session_io.pose_from_json`): ``record['pose_13d']``
+    when present, else the nested dictionaries ``position {x,y,z}``, ``orientation
+    {x,y,z,w}`` (converted to the scalar-first order) and ``velocity {linear {x,y,z},
+    angular {x,y,z}}`` (missing velocity is filled with zeros). The quaternion is normalised.
 
     Args:
         record (dict): The parsed JSON object.
@@ -210,50 +211,19 @@ def pose_from_json_dict(record: dict, path: str = '<dict>') -> np.ndarray:
         vz, wx, wy, wz]`` (metres, unit quaternion, m/s, rad/s).
 
     Raises:
-        InvalidSampleError: Wrong length, missing fields, non-finite values
-            or a zero quaternion (message names ``path``).
+        InvalidSampleError: Not a JSON object, wrong length, missing fields, non-finite
+            values or a zero quaternion (message names ``path``).
     """
+    from projects.aerialworld.datasets.session_io import pose_from_json
     if not isinstance(record, dict):
         raise InvalidSampleError(
             f'Pose file {path}: expected a JSON object, got '
             f'{type(record).__name__}')
     try:
-        if record.get('pose_13d') is not None:
-            pose = np.asarray(record['pose_13d'], dtype=np.float64)
-            if pose.shape != (13, ):
-                raise InvalidSampleError(
-                    f'Pose file {path}: `pose_13d` must have 13 values, got '
-                    f'shape {pose.shape}')
-        else:
-            if 'position' not in record or 'orientation' not in record:
-                raise InvalidSampleError(
-                    f'Pose file {path} has neither `pose_13d` nor '
-                    f'`position` + `orientation`')
-            pos = record['position']
-            ori = record['orientation']
-            vel = record.get('velocity') or {}
-            lin = vel.get('linear') or {}
-            ang = vel.get('angular') or {}
-            pose = np.array([
-                pos['x'], pos['y'], pos['z'], ori['w'], ori['x'], ori['y'],
-                ori['z'],
-                lin.get('x', 0.0), lin.get('y', 0.0), lin.get('z', 0.0),
-                ang.get('x', 0.0), ang.get('y', 0.0), ang.get('z', 0.0)
-            ], dtype=np.float64)
-    except InvalidSampleError:
-        raise
-    except (KeyError, TypeError, ValueError) as err:
-        raise InvalidSampleError(
-            f'Pose file {path} is malformed: {type(err).__name__}: '
-            f'{err}') from err
-    if not np.all(np.isfinite(pose)):
-        raise InvalidSampleError(
-            f'Pose file {path} contains NaN/inf values: {pose.tolist()}')
-    norm = float(np.linalg.norm(pose[3:7]))
-    if norm < 1e-8:
-        raise InvalidSampleError(
-            f'Pose file {path} has a zero-norm quaternion')
-    pose[3:7] /= norm
+        pose = pose_from_json(record, f'Pose file {path}')
+    except ValueError as err:
+        raise InvalidSampleError(str(err)) from err
+    pose[3:7] /= float(np.linalg.norm(pose[3:7]))
     return pose.astype(np.float32)
 
 
