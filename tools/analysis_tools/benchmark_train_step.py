@@ -12,7 +12,8 @@ windows, and times ``model.train_step`` for each requested stage (tokenizer / wo
   ``head.losses`` list is translated into its ``loss_*`` arguments.
 
 Every (implementation, stage) runs in its own child process so its peak RSS is its own, then
-a table with the ratios ``old / new`` (time and peak memory) is printed, plus one
+a table with the ratios ``old / new`` (wall time, CPU time of the process, which a shared
+machine's load distorts less, and peak memory) is printed, plus one
 ``RESULT {json}`` line per run (``benchmark_configs.py`` reads those).
 
 Usage:
@@ -194,21 +195,23 @@ def run_worker(args) -> dict:
             data = model.data_preprocessor(batch, True)
             model._tokenize_sequence(data['inputs']['occupancy'])
         fill = time.perf_counter() - start
-    times = []
+    times, cpu_times = [], []
     for it, batch in enumerate(batches):
         if args.device.startswith('cuda'):
             torch.cuda.synchronize()
         torch.manual_seed(1000 + it)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         log_vars = model.train_step(batch, optim_wrapper)
         if args.device.startswith('cuda'):
             torch.cuda.synchronize()
         if it >= args.warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     loss = log_vars['loss']
     loss = float(loss.detach()) if torch.is_tensor(loss) else float(loss)
     result = dict(config=args.config, impl=impl, stage=stage,
                   s_per_iter=round(sum(times) / len(times), 3), min_s=round(min(times), 3),
+                  cpu_s_per_iter=round(sum(cpu_times) / len(cpu_times), 3),
                   iters=len(times), cache_fill_s=round(fill, 3), loss=round(loss, 4),
                   peak_mib=round(peak_memory_mb(args.device)), device=args.device,
                   grid=list(model.tokenizer.grid_size), batch_size=batch_size,
@@ -260,6 +263,7 @@ def main(argv=None):
           f'{results[next(iter(results))]["batch_size"]}, device {args.device}, '
           f'torch threads {results[next(iter(results))]["threads"]}')
     print(f'{"stage":10s} {"new s/it":>9s} {"old s/it":>9s} {"speed-up":>9s} '
+          f'{"new CPU s":>9s} {"old CPU s":>9s} {"CPU ratio":>9s} '
           f'{"new MiB":>8s} {"old MiB":>8s} {"mem ratio":>9s} {"cache fill s":>12s}')
     for stage in stages:
         new, old = results.get(('new', stage)), results.get(('old', stage))
@@ -267,6 +271,10 @@ def main(argv=None):
         cells.append(f'{new["s_per_iter"]:9.2f}' if new else f'{"-":>9s}')
         cells.append(f'{old["s_per_iter"]:9.2f}' if old else f'{"-":>9s}')
         cells.append(f'{old["s_per_iter"] / new["s_per_iter"]:8.2f}x' if new and old
+                     else f'{"-":>9s}')
+        cells.append(f'{new["cpu_s_per_iter"]:9.2f}' if new else f'{"-":>9s}')
+        cells.append(f'{old["cpu_s_per_iter"]:9.2f}' if old else f'{"-":>9s}')
+        cells.append(f'{old["cpu_s_per_iter"] / new["cpu_s_per_iter"]:8.2f}x' if new and old
                      else f'{"-":>9s}')
         cells.append(f'{new["peak_mib"]:8d}' if new else f'{"-":>8s}')
         cells.append(f'{old["peak_mib"]:8d}' if old else f'{"-":>8s}')
