@@ -58,7 +58,8 @@ def run_one(config, stage, args):
         dict: the ``RESULT`` record, or ``{'skipped': reason}``.
     """
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_train_step.py'),
-           config, '--stages', stage, '--iters', str(args.iters), '--warmup', str(args.warmup)]
+           config, '--stages', stage, '--impl', 'new', '--iters', str(args.iters),
+           '--warmup', str(args.warmup)]
     if args.device:
         cmd += ['--device', args.device]
     if args.cfg_options:
