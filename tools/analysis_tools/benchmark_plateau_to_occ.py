@@ -68,7 +68,7 @@ def main(argv=None):
             for i in range(len(traj)):
                 if n_done >= args.frames:
                     break
-                occ, lidar, pose = conv.render_frame(pl, traj, i)
+                occ, lidar, pose, _ = conv.render_frame(pl, traj, i)
                 write_frame(tmp, pl.name, i, occ, lidar, pose)
                 n_done += 1
                 n_points += 0 if lidar is None else len(lidar)

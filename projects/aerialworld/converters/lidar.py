@@ -5,15 +5,19 @@ Part of the scene simulation (:mod:`.scene` gives the overview).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import open3d as o3d
 
 from .mesh import CATEGORY_LABEL, SceneMesh, _raycasting_scene
+from .traffic_boxes import AgentBoxes, box_meshes
 
-#: LiDAR reflectivity per class label (free unused), in [0, 1].
-REFLECTIVITY = np.array([0.40, 0.60, 0.50, 0.15, 0.35, 0.75, 0.0], dtype=np.float32)
+#: LiDAR reflectivity per class label of
+#: :data:`projects.aerialworld.datasets.classes.PLATEAU_TRAFFIC_CLASSES` (the static labels
+#: 0..5 are the same in both class lists; free is never hit), in [0, 1].
+REFLECTIVITY = np.array([0.40, 0.60, 0.50, 0.15, 0.35, 0.75, 0.55, 0.30, 0.45, 0.0],
+                        dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- LiDAR
@@ -80,6 +84,28 @@ class LidarSimulator:
             tuple: ``points`` (N, 4) float32 x, y, z (m, body frame) and intensity in [0, 1];
             ``labels`` (N,) uint8 class label of the surface hit. Misses are dropped.
         """
+        points, labels, _ = self.scan_with_agents(position, rotation, spec, None)
+        return points, labels
+
+    def scan_with_agents(self, position: np.ndarray, rotation: np.ndarray, spec: LidarSpec,
+                         agents: Optional[AgentBoxes]
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One sweep from a body pose through the static scene and moving agent boxes.
+
+        The boxes (:func:`.traffic_boxes.box_meshes`) go into a per-sweep Open3D scene; each
+        ray keeps the nearer of its static and agent hits.
+
+        Args:
+            position (np.ndarray): (3,) body origin in the site frame (m).
+            rotation (np.ndarray): (3, 3) body-to-world rotation matrix.
+            spec (LidarSpec): the sensor.
+            agents (AgentBoxes | None): moving agents at the sweep's time (labels in the
+                traffic class list).
+
+        Returns:
+            tuple: ``points`` (N, 4) float32 (as :meth:`scan`), ``labels`` (N,) uint8 and
+            ``box_index`` (N,) int64: the agent box each return hit (-1: static scene).
+        """
         if spec not in self._dirs:
             self._dirs[spec] = spec.directions()
         d_body = self._dirs[spec]
@@ -91,15 +117,31 @@ class LidarSimulator:
         rays[:, 3:] = d_world
         res = self._scene.cast_rays(o3d.core.Tensor(rays))
         t = res['t_hit'].numpy()
+        labels_all = self._labels[np.minimum(res['geometry_ids'].numpy().astype(np.int64),
+                                             len(self._labels) - 1)]
+        normals_all = res['primitive_normals'].numpy()
+        box_all = np.full(len(t), -1, np.int64)
+        if agents is not None and len(agents):
+            v, f, box_of_face = box_meshes(agents)
+            dyn = o3d.t.geometry.RaycastingScene()
+            dyn.add_triangles(o3d.core.Tensor(v.astype(np.float32)),
+                              o3d.core.Tensor(f.astype(np.uint32)))
+            rd = dyn.cast_rays(o3d.core.Tensor(rays))
+            td = rd['t_hit'].numpy()
+            nearer = np.isfinite(td) & (td < t)
+            t = np.where(nearer, td, t)
+            box_all[nearer] = box_of_face[rd['primitive_ids'].numpy()[nearer].astype(np.int64)]
+            labels_all = np.where(nearer, agents.labels[np.maximum(box_all, 0)], labels_all)
+            normals_all = np.where(nearer[:, None], rd['primitive_normals'].numpy(),
+                                   normals_all)
         hit = np.isfinite(t) & (t <= spec.max_range)
         t = t[hit].astype(np.float64)
-        gid = res['geometry_ids'].numpy()[hit].astype(np.int64)
-        normals = res['primitive_normals'].numpy()[hit].astype(np.float64)
-        labels = self._labels[gid]
+        normals = normals_all[hit].astype(np.float64)
+        labels = labels_all[hit]
         cos_inc = np.abs(np.einsum('ij,ij->i', normals, d_world[hit]))
         intensity = np.clip(REFLECTIVITY[labels] * (0.2 + 0.8 * cos_inc), 0.0, 1.0)
         pts_body = np.asarray(spec.mount)[None] + d_body[hit] * t[:, None]
         out = np.empty((len(t), 4), np.float32)
         out[:, :3] = pts_body
         out[:, 3] = intensity
-        return out, labels.astype(np.uint8)
+        return out, labels.astype(np.uint8), box_all[hit]

@@ -28,7 +28,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from projects.aerialworld.datasets.classes import PLATEAU_CLASSES, PLATEAU_FREE_LABEL
+from projects.aerialworld.datasets.classes import (PLATEAU_FREE_LABEL,
+                                                   PLATEAU_TRAFFIC_FREE_LABEL, plateau_classes)
 from projects.aerialworld.datasets.session_io import (INDEX_FILES, dir_size,
                                                       index_metainfo, make_session_dirs,
                                                       pose_json, remove_on_failure,
@@ -43,6 +44,9 @@ from .geodesy import FRAME_MODES, site_crs
 from .grid import GRID_PRESETS, GlobalSemanticGrid, GridSpec
 from .lidar import LIDAR_PRESETS, LidarSimulator, LidarSpec
 from .mesh import SceneMesh, group_into_sites
+from .traffic import EgoPath, TrafficConfig, TrafficResult, simulate_traffic
+from .traffic_boxes import annotation_record, voxelise_boxes
+from .traffic_roads import TrafficMap
 from .trajectories import (DRONE_KINDS, ROVER_KIND, RoadsTooNarrowError, SurfaceModel,
                            Trajectory, drivable_parts, drone_trajectory, rover_trajectory)
 
@@ -89,6 +93,12 @@ class ConverterConfig:
             zone chosen from the site's location), ``'local'`` (transverse Mercator centred
             on the site: true north, scale 1) or an explicit projected CRS
             (:func:`.geodesy.site_crs`).
+        traffic (dict | None): moving agents (:class:`.traffic.TrafficConfig` keys, e.g.
+            ``dict(num_vehicles=8, num_pedestrians=12, num_drones=2, seed=0)``); None (the
+            default) converts the static city. With traffic the class list is
+            :data:`~projects.aerialworld.datasets.classes.PLATEAU_TRAFFIC_CLASSES` (``free`` =
+            9), agents are voxelised over free space, hit by the LiDAR, and their boxes are
+            written per frame to ``<session>/annotations/<frame>.json``.
     """
 
     grid: Union[str, dict] = 'tokyo'
@@ -107,6 +117,7 @@ class ConverterConfig:
     dataset_name: str = 'tokyo_plateau'
     xy_resolution: Optional[float] = None
     frame: str = 'zone'
+    traffic: Optional[dict] = None
 
     def grid_spec(self) -> GridSpec:
         """The output :class:`GridSpec`."""
@@ -153,11 +164,27 @@ class ConverterConfig:
         self.lidar_spec('rover')
         if self.frame not in FRAME_MODES:
             site_crs(self.frame, 35.0, 139.0)  # raises ValueError on an unusable CRS
+        if self.traffic is not None:
+            tcfg = self.traffic_config()
+            period = 1.0 / self.frame_rate_hz
+            if abs(period / tcfg.dt - round(period / tcfg.dt)) > 1e-6:
+                raise ValueError(f'traffic.dt={tcfg.dt} must divide the frame period '
+                                 f'1 / frame_rate_hz = {1.0 / self.frame_rate_hz} s')
+
+    def traffic_config(self) -> Optional[TrafficConfig]:
+        """The validated :class:`.traffic.TrafficConfig`, or None without traffic."""
+        return None if self.traffic is None else TrafficConfig.from_dict(self.traffic)
 
     def to_dict(self) -> dict:
         """JSON-serialisable copy."""
         d = dataclasses.asdict(self)
         d['drone_altitudes'] = list(self.drone_altitudes)
+        if self.traffic is None:
+            # static conversions keep the options (and the config hash) they had before
+            # traffic existed, so existing data stays current
+            del d['traffic']
+        else:
+            d['traffic'] = self.traffic_config().to_dict()
         return d
 
 
@@ -393,24 +420,67 @@ class PlateauOccupancyConverter:
                                 dsm=site.dsm, clearance=cfg.drone_clearance)
 
     # ------------------------------------------------------------------ frames
-    def render_frame(self, plan: SessionPlan, traj: Trajectory, i: int
-                     ) -> Tuple[np.ndarray, Optional[np.ndarray], dict]:
-        """Occupancy, LiDAR and pose record of frame ``i`` of a session.
+    def simulate_traffic(self, plan: SessionPlan, traj: Trajectory) -> TrafficResult:
+        """Moving agents around a session (deterministic given the seeds and the plan).
+
+        The traffic area is the session's path plus the grid radius and 10 m; a rover's path is
+        kept clear (:class:`.traffic.EgoPath`), other drones keep their distance from an ego
+        drone. The seed is ``[traffic.seed, session index]``.
+        """
+        tcfg = self.cfg.traffic_config()
+        site = self.sites[plan.site]
+        reach = self.spec.radius + 10.0
+        xy = traj.positions[:, :2]
+        area = np.concatenate([xy.min(0) - reach, xy.max(0) + reach])
+        tmap = TrafficMap.from_scene(site.mesh, area, tcfg.resolution)
+        ego = EgoPath('rover' if plan.kind == ROVER_KIND else 'drone', traj.timestamps,
+                      traj.positions, traj.yaw)
+        return simulate_traffic(tmap, tcfg, traj.timestamps, ego, f'{plan.site}/{plan.name}',
+                                rng_key=[plan.index])
+
+    def render_frame(self, plan: SessionPlan, traj: Trajectory, i: int,
+                     traffic: Optional[TrafficResult] = None
+                     ) -> Tuple[np.ndarray, Optional[np.ndarray], dict, Optional[dict]]:
+        """Occupancy, LiDAR, pose record and agent annotations of frame ``i`` of a session.
+
+        With traffic the static grid's free label becomes the traffic class list's, the agents
+        are voxelised over free voxels (:func:`.traffic_boxes.voxelise_boxes`) and added to
+        the LiDAR's scene.
 
         Returns:
             tuple: ``occupancy`` (X, Y, Z) uint8, ``lidar`` (N, 4) float32 or None,
-            ``pose`` dict in the contract's JSON layout.
+            ``pose`` dict in the contract's JSON layout, ``annotations`` dict
+            (:func:`.traffic_boxes.annotation_record`) or None without traffic.
         """
         site = self.sites[plan.site]
         if site.grid is None:
             raise RuntimeError(f'site {plan.site} has no prepared grid; call prepare_grid')
         p = traj.positions[i]
         occ = site.grid.ego_occupancy(p[0], p[1], traj.yaw[i])
-        lidar = None
+        agents = traffic.frame(i) if traffic is not None else None
+        n_vox = None
+        if agents is not None:
+            occ[occ == PLATEAU_FREE_LABEL] = PLATEAU_TRAFFIC_FREE_LABEL
+            spec = self.spec
+            n_vox = voxelise_boxes(occ, agents, spec.point_cloud_range, spec.voxel_size,
+                                   p[:2], float(traj.yaw[i]), PLATEAU_TRAFFIC_FREE_LABEL)
+        lidar = n_pts = None
         if self.cfg.lidar:
             spec = self.cfg.lidar_spec('rover' if plan.kind == ROVER_KIND else 'drone')
-            lidar, _ = site.lidar.scan(p, traj.rotation_matrix(i), spec)
-        return occ, lidar, pose_record(traj, i)
+            lidar, _, box_idx = site.lidar.scan_with_agents(p, traj.rotation_matrix(i), spec,
+                                                            agents)
+            if agents is not None:
+                n_pts = np.bincount(box_idx[box_idx >= 0], minlength=len(agents))
+        ann = None
+        if agents is not None:
+            ann = annotation_record(agents, float(traj.timestamps[i]), self.classes, p[:2],
+                                    float(p[2]), float(traj.yaw[i]), n_pts, n_vox)
+        return occ, lidar, pose_record(traj, i), ann
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        """Class names of the output (with the dynamic classes when traffic is on)."""
+        return plateau_classes(self.cfg.traffic is not None)[0]
 
     # ------------------------------------------------------------------ writing
     def convert(self, out_dir: str, overwrite: bool = False) -> dict:
@@ -467,13 +537,23 @@ class PlateauOccupancyConverter:
         t_frames = time.perf_counter()
         entries = {'train': [], 'val': []}
         n_frames = 0
-        for plan in plans:
+        with_traffic = self.cfg.traffic is not None
+        self.traffic_summaries: Dict[str, dict] = {}
+        for k, plan in enumerate(plans):
             traj = trajs[plan.name]
-            make_session_dirs(os.path.join(out_dir, plan.name), self.cfg.lidar)
+            traffic = None
+            if with_traffic:
+                t_sim = time.perf_counter()
+                traffic = self.simulate_traffic(plan, traj)
+                self.traffic_summaries[plan.name] = traffic.summary()
+                logger.info('traffic of session %s (%d/%d): %s in %.1f s', plan.name, k + 1,
+                            len(plans), self.traffic_summaries[plan.name],
+                            time.perf_counter() - t_sim)
+            make_session_dirs(os.path.join(out_dir, plan.name), self.cfg.lidar, with_traffic)
             for i in range(len(traj)):
-                occ, lidar, pose = self.render_frame(plan, traj, i)
+                occ, lidar, pose, ann = self.render_frame(plan, traj, i, traffic)
                 entries[plan.split].append(
-                    write_frame(out_dir, plan.name, i, occ, lidar, pose))
+                    write_frame(out_dir, plan.name, i, occ, lidar, pose, annotations=ann))
                 n_frames += 1
         frame_seconds = time.perf_counter() - t_frames
         h = config_hash(self.cfg, self.tile_dirs)
@@ -493,8 +573,10 @@ class PlateauOccupancyConverter:
     def metainfo(self, plans: Sequence[SessionPlan], h: str, split: str) -> dict:
         """Index ``metainfo`` (contract keys plus provenance)."""
         spec = self.spec
+        classes, free_label, _ = plateau_classes(self.cfg.traffic is not None)
+        summaries = getattr(self, 'traffic_summaries', {})
         return index_metainfo(
-            self.cfg.dataset_name, PLATEAU_CLASSES, PLATEAU_FREE_LABEL,
+            self.cfg.dataset_name, classes, free_label,
             spec.point_cloud_range, spec.voxel_size, spec.grid_size, 'ground',
             self.cfg.frame_rate_hz, split, h, CONVERTER_VERSION, self.cfg.to_dict(),
             sites={n: dict(s.mesh.frame.to_dict(),
@@ -502,7 +584,9 @@ class PlateauOccupancyConverter:
                            ground_synthesized=s.mesh.ground_synthesized)
                    for n, s in self.sites.items()},
             sessions={p.name: dict(site=p.site, kind=p.kind, split=p.split,
-                                   altitude=p.altitude) for p in plans},
+                                   altitude=p.altitude,
+                                   **({'traffic': summaries[p.name]}
+                                      if p.name in summaries else {})) for p in plans},
             attribution='出典：国土交通省 PLATEAU (MLIT Japan, PLATEAU open data)')
 
 

@@ -29,6 +29,46 @@ PLATEAU_PALETTE = (
 assert PLATEAU_CLASSES[PLATEAU_FREE_LABEL] == 'free'
 assert len(PLATEAU_PALETTE) == len(PLATEAU_CLASSES)
 
+#: Classes of the moving agents of the traffic simulation (``converters/traffic.py``).
+PLATEAU_DYNAMIC_CLASSES = ('vehicle', 'pedestrian', 'drone')
+
+#: Class names of PLATEAU data converted with traffic: the static classes, then the dynamic
+#: ones, ``free`` still last. Labels 0..5 mean the same in both lists; data converted without
+#: traffic keeps :data:`PLATEAU_CLASSES` (``free`` = 6), data with traffic uses this list
+#: (``free`` = 9). The index metainfo names the list (``classes``, ``free_label``) and
+#: :func:`plateau_classes` is the one place that picks it.
+PLATEAU_TRAFFIC_CLASSES = PLATEAU_CLASSES[:-1] + PLATEAU_DYNAMIC_CLASSES + ('free',)
+
+#: Label of empty space in data with traffic (``PLATEAU_TRAFFIC_CLASSES.index('free')``).
+PLATEAU_TRAFFIC_FREE_LABEL = len(PLATEAU_TRAFFIC_CLASSES) - 1
+
+#: Colours of :data:`PLATEAU_TRAFFIC_CLASSES`.
+PLATEAU_TRAFFIC_PALETTE = PLATEAU_PALETTE[:-1] + (
+    (220, 30, 30),    # vehicle: red
+    (30, 120, 230),   # pedestrian: blue
+    (0, 200, 200),    # drone: cyan
+) + PLATEAU_PALETTE[-1:]
+
+assert PLATEAU_TRAFFIC_CLASSES[PLATEAU_TRAFFIC_FREE_LABEL] == 'free'
+assert PLATEAU_TRAFFIC_CLASSES[:PLATEAU_FREE_LABEL] == PLATEAU_CLASSES[:PLATEAU_FREE_LABEL]
+assert len(PLATEAU_TRAFFIC_PALETTE) == len(PLATEAU_TRAFFIC_CLASSES)
+
+
+def plateau_classes(traffic: bool):
+    """Class list, free label and palette of PLATEAU data with or without traffic.
+
+    Args:
+        traffic (bool): True for data converted with moving agents.
+
+    Returns:
+        tuple: ``(classes, free_label, palette)``: :data:`PLATEAU_TRAFFIC_CLASSES`, 9 and
+        :data:`PLATEAU_TRAFFIC_PALETTE` with traffic, else :data:`PLATEAU_CLASSES`, 6 and
+        :data:`PLATEAU_PALETTE`.
+    """
+    if traffic:
+        return PLATEAU_TRAFFIC_CLASSES, PLATEAU_TRAFFIC_FREE_LABEL, PLATEAU_TRAFFIC_PALETTE
+    return PLATEAU_CLASSES, PLATEAU_FREE_LABEL, PLATEAU_PALETTE
+
 
 # ----------------------------------------------------------------------------- UAVScenes
 #: Class ids of the UAVScenes release (Wang et al., ICCV 2025; ``cmap.py`` of the release):
@@ -72,5 +112,7 @@ assert set(UAVSCENES_TO_AERIALWORLD) == set(UAVSCENES_CLASSES.values())
 assert set(UAVSCENES_TO_AERIALWORLD.values()) <= set(PLATEAU_CLASSES) - {'free'}
 
 __all__ = ['PLATEAU_CLASSES', 'PLATEAU_FREE_LABEL', 'PLATEAU_NUM_CLASSES', 'PLATEAU_PALETTE',
+           'PLATEAU_DYNAMIC_CLASSES', 'PLATEAU_TRAFFIC_CLASSES', 'PLATEAU_TRAFFIC_FREE_LABEL',
+           'PLATEAU_TRAFFIC_PALETTE', 'plateau_classes',
            'UAVSCENES_CLASSES', 'UAVSCENES_TO_AERIALWORLD', 'OCC3D_NUSCENES_CLASSES',
            'OCC3D_FREE_LABEL']

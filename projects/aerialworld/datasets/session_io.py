@@ -5,6 +5,7 @@ Layout (``docs/aerialworld_data_and_model_contract.md``)::
     <root>/<session>/occupancy/<frame:06d>_occupancy.npz   key 'occupancy', (X, Y, Z) uint8
     <root>/<session>/poses/<frame:06d>.json                pose JSON (:func:`pose_json`)
     <root>/<session>/lidar/<frame:06d>_LIDAR.npy           (N, 4) float32 x, y, z, intensity
+    <root>/<session>/annotations/<frame:06d>.json          moving-agent boxes (with traffic)
     <root>/aerialworld_infos_{train,val}.pkl               {'metainfo': ..., 'data_list': [...]}
 
 Every converter (PLATEAU, UAVScenes, nuScenes) and tool that writes sessions goes through the
@@ -54,10 +55,10 @@ def frame_paths(i: int) -> Dict[str, str]:
         i (int): frame index (>= 0).
 
     Returns:
-        dict: ``occ``, ``pose`` and ``lidar`` relative paths.
+        dict: ``occ``, ``pose``, ``lidar`` and ``ann`` (agent annotations) relative paths.
     """
     return {'occ': f'occupancy/{i:06d}_occupancy.npz', 'pose': f'poses/{i:06d}.json',
-            'lidar': f'lidar/{i:06d}_LIDAR.npy'}
+            'lidar': f'lidar/{i:06d}_LIDAR.npy', 'ann': f'annotations/{i:06d}.json'}
 
 
 def pose_json(pose13: Sequence[float], timestamp: float, extra: Optional[dict] = None) -> dict:
@@ -151,15 +152,19 @@ def read_pose_file(path: str) -> np.ndarray:
     return pose_from_json(record, path)
 
 
-def make_session_dirs(session_dir: str, lidar: bool = True) -> None:
-    """Create the folders of a session (``lidar/`` only when ``lidar``)."""
+def make_session_dirs(session_dir: str, lidar: bool = True, annotations: bool = False) -> None:
+    """Create the folders of a session (``lidar/`` only when ``lidar``, ``annotations/`` only
+    when ``annotations``)."""
     for sub in SESSION_SUBDIRS if lidar else SESSION_SUBDIRS[:2]:
         os.makedirs(os.path.join(session_dir, sub), exist_ok=True)
+    if annotations:
+        os.makedirs(os.path.join(session_dir, 'annotations'), exist_ok=True)
 
 
 def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
                 lidar: Optional[np.ndarray], pose: dict,
-                session_dir: Optional[str] = None) -> dict:
+                session_dir: Optional[str] = None,
+                annotations: Optional[dict] = None) -> dict:
     """Write one frame's files atomically; return its index entry.
 
     Args:
@@ -171,9 +176,13 @@ def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
         pose (dict): pose JSON (:func:`pose_json`).
         session_dir (str, optional): folder the files go to when it is not
             ``out_dir/session`` (a staging folder renamed into place later).
+        annotations (dict, optional): moving-agent boxes of the frame
+            (:func:`projects.aerialworld.converters.traffic_boxes.annotation_record`), written
+            to ``annotations/<frame>.json``.
 
     Returns:
-        dict: ``session, frame_idx, timestamp, occ_path, pose_path[, lidar_path]``.
+        dict: ``session, frame_idx, timestamp, occ_path, pose_path[, lidar_path][,
+        ann_path]``.
     """
     folder = session_dir or os.path.join(out_dir, session)
     rel = frame_paths(i)
@@ -184,6 +193,9 @@ def write_frame(out_dir: str, session: str, i: int, occ: np.ndarray,
     if lidar is not None:
         save_npy_atomic(os.path.join(folder, rel['lidar']), np.asarray(lidar, np.float32))
         entry['lidar_path'] = f'{session}/{rel["lidar"]}'
+    if annotations is not None:
+        save_json_atomic(os.path.join(folder, rel['ann']), annotations)
+        entry['ann_path'] = f'{session}/{rel["ann"]}'
     return entry
 
 
