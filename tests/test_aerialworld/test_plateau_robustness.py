@@ -256,8 +256,7 @@ def test_zero_height_roads_do_not_pull_the_datum_down(tmp_path):
 
 
 def test_plinths_without_tin_are_terrain():
-    conv = PlateauOccupancyConverter([OTA], cfg(num_rover_sessions=0))
-    mesh = conv.sites['ota_53392633_bldg'].mesh
+    mesh = SceneMesh.build(group_into_sites('ota_53392633', [read_citygml(OTA_BLDG)])[0])
     assert not mesh.has_tin and mesh.plinths is not None
     assert mesh.report['terrain_plinths_added'] == 8 and 'building_plinths_added' not in \
         mesh.report
@@ -270,9 +269,9 @@ def test_plinths_without_tin_are_terrain():
     assert base > 0.7  # the real bases lie 0 to 0.76 m above the datum
     fp = mesh.building_footprint(b).buffer(-1.5)
     x, y = fp.representative_point().coords[0]
-    fine = GridSpec((-10.0, -10.0, -1.0, 10.0, 10.0, 4.0), (0.2, 0.2, 0.1))
+    fine = GridSpec((-10.0, -10.0, -1.0, 10.0, 10.0, 4.0), (0.3, 0.3, 0.2))
     grid = GlobalSemanticGrid(mesh, fine, np.array([x - 12, y - 12, x + 12, y + 12]))
-    zs = np.arange(0.05, base - 0.1, 0.05)
+    zs = np.arange(0.05, base - 0.2, 0.05)  # below the voxel holding the base
     labels = grid.labels_at(np.stack([np.full_like(zs, x), np.full_like(zs, y), zs], 1))
     assert len(zs) >= 10 and np.all(labels == TERRAIN), labels
     assert grid.labels_at(np.array([[x, y, base + 1.0]]))[0] == BUILDING
