@@ -53,7 +53,8 @@ _TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_disti
                         'projects.video_world.transforms']
 _METRIC_LOCATIONS = ['projects.common.metrics', 'projects.common.metrics.trajectory_metric']
 _HOOK_LOCATIONS = ['projects.common.hooks', 'projects.common.visualization',
-                   'projects.aerialworld.hooks', 'projects.sensor_vla.hooks']
+                   'projects.aerialworld.hooks', 'projects.sensor_vla.hooks',
+                   'projects.video_world.hooks']
 _ENGINE_LOCATIONS = ['projects.common.engine']
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE,

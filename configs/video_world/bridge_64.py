@@ -37,3 +37,10 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+# TensorBoard / work-dir image grids (ground truth / reconstruction / prediction per step) and
+# weight / gradient histograms (projects/video_world/hooks).
+custom_hooks = [
+    dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
+    dict(type='RNGStateHook'),
+    dict(type='VideoWorldVisualizationHook', interval=100, num_samples=2),
+]

@@ -21,3 +21,10 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=max_iters))
+# TensorBoard / work-dir image grids (ground truth / reconstruction / prediction per step) and
+# weight / gradient histograms (projects/video_world/hooks).
+custom_hooks = [
+    dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
+    dict(type='RNGStateHook'),
+    dict(type='VideoWorldVisualizationHook', interval=5, num_samples=2),
+]

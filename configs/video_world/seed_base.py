@@ -32,3 +32,10 @@ val_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadVideoFrames'), _resi
 test_dataloader = val_dataloader
 default_hooks = dict(logger=dict(interval=100),
                      checkpoint=dict(interval=5000, max_keep_ckpts=3))
+# TensorBoard / work-dir image grids (ground truth / reconstruction / prediction per step) and
+# weight / gradient histograms (projects/video_world/hooks).
+custom_hooks = [
+    dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
+    dict(type='RNGStateHook'),
+    dict(type='VideoWorldVisualizationHook', interval=1000, num_samples=2),
+]
