@@ -13,18 +13,17 @@ output grid (:class:`.scene.GlobalSemanticGrid`), then for every frame gather th
 cast a LiDAR sweep and write the session format of the contract
 (``docs/aerialworld_data_and_model_contract.md``) and the two index files
 ``aerialworld_infos_{train,val}.pkl``. Sessions are split into train / val by session.
-Everything is deterministic for a given seed.
+Everything is deterministic for a given seed. The options (:class:`ConverterConfig`) and
+session plans live in :mod:`.plateau_config` and are re-exported here.
 """
 from __future__ import annotations
 
-import dataclasses
-import glob
 import logging
 import os
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,11 +39,11 @@ from projects.aerialworld.datasets.session_io import \
     prepare_output_dir as _prepare_output_dir
 from projects.common.utils.io import sha256_file
 from .citygml import CityGMLError, ParsedCityGML, read_citygml
-from .geodesy import FRAME_MODES, site_crs
-from .grid import GRID_PRESETS, GlobalSemanticGrid, GridSpec
-from .lidar import LIDAR_PRESETS, LidarSimulator, LidarSpec
+from .grid import GlobalSemanticGrid
+from .lidar import LidarSimulator
 from .mesh import SceneMesh, group_into_sites
-from .traffic import EgoPath, TrafficConfig, TrafficResult, simulate_traffic
+from .plateau_config import ConverterConfig, SessionPlan, find_gml_files
+from .traffic import EgoPath, TrafficResult, simulate_traffic
 from .traffic_boxes import annotation_record, voxelise_boxes
 from .traffic_roads import TrafficMap
 from .trajectories import (DRONE_KINDS, ROVER_KIND, RoadsTooNarrowError, SurfaceModel,
@@ -67,149 +66,6 @@ __all__ = ['CONVERTER_VERSION', 'INDEX_FILES', 'SESSION_PREFIXES', 'ConverterCon
 
 
 @dataclass
-class ConverterConfig:
-    """Options of the PLATEAU converter (all stored in the index metainfo).
-
-    Attributes:
-        grid (str | dict): a preset name of :data:`.scene.GRID_PRESETS` (``'tokyo'``,
-            ``'test_local'``) or ``dict(point_cloud_range=[6], voxel_size=[3])``.
-        num_drone_sessions (int): drone sessions (kinds cycle survey, orbit, random walk).
-        num_rover_sessions (int): rover sessions (skipped when no site has roads).
-        frames_per_session (int): frames per session (>= 2).
-        frame_rate_hz (float): frames per second (the dense simulation runs at 20 Hz, so
-            20 / frame_rate_hz must be an integer).
-        drone_altitudes (tuple): nominal altitudes above the datum (m); sessions cycle
-            through them (drones climb above obstacles regardless).
-        drone_clearance (float): metres kept above the surface model.
-        lidar (bool): write LiDAR sweeps.
-        lidar_drone (str | dict): a preset of :data:`.scene.LIDAR_PRESETS` or LidarSpec kwargs.
-        lidar_rover (str | dict): same, for rovers.
-        val_fraction (float): share of sessions of each kind put in the val split.
-        seed (int): random seed (trajectories and split).
-        site_gap_m (float): objects farther apart than this form separate sites.
-        dataset_name (str): ``metainfo['dataset']``.
-        xy_resolution (float | None): column size of the global grid (default: voxel size).
-        frame (str): metric frame of every site: ``'zone'`` (the JGD2011 plane rectangular
-            zone chosen from the site's location), ``'local'`` (transverse Mercator centred
-            on the site: true north, scale 1) or an explicit projected CRS
-            (:func:`.geodesy.site_crs`).
-        traffic (dict | None): moving agents (:class:`.traffic.TrafficConfig` keys, e.g.
-            ``dict(num_vehicles=8, num_pedestrians=12, num_drones=2, seed=0)``); None (the
-            default) converts the static city. With traffic the class list is
-            :data:`~projects.aerialworld.datasets.classes.PLATEAU_TRAFFIC_CLASSES` (``free`` =
-            9), agents are voxelised over free space, hit by the LiDAR, and their boxes are
-            written per frame to ``<session>/annotations/<frame>.json``.
-    """
-
-    grid: Union[str, dict] = 'tokyo'
-    num_drone_sessions: int = 6
-    num_rover_sessions: int = 2
-    frames_per_session: int = 20
-    frame_rate_hz: float = 2.0
-    drone_altitudes: Tuple[float, ...] = (20.0, 35.0, 50.0, 70.0, 90.0)
-    drone_clearance: float = 5.0
-    lidar: bool = True
-    lidar_drone: Union[str, dict] = 'drone'
-    lidar_rover: Union[str, dict] = 'rover'
-    val_fraction: float = 0.2
-    seed: int = 0
-    site_gap_m: float = 300.0
-    dataset_name: str = 'tokyo_plateau'
-    xy_resolution: Optional[float] = None
-    frame: str = 'zone'
-    traffic: Optional[dict] = None
-
-    def grid_spec(self) -> GridSpec:
-        """The output :class:`GridSpec`."""
-        if isinstance(self.grid, str):
-            if self.grid not in GRID_PRESETS:
-                raise ValueError(f'unknown grid preset {self.grid!r}; choose one of '
-                                 f'{sorted(GRID_PRESETS)} or pass point_cloud_range / '
-                                 'voxel_size')
-            return GRID_PRESETS[self.grid]
-        return GridSpec(tuple(float(v) for v in self.grid['point_cloud_range']),
-                        tuple(float(v) for v in self.grid['voxel_size']))
-
-    def lidar_spec(self, which: str) -> LidarSpec:
-        """LiDAR of ``'drone'`` or ``'rover'`` sessions."""
-        spec = self.lidar_drone if which == 'drone' else self.lidar_rover
-        if isinstance(spec, str):
-            if spec not in LIDAR_PRESETS:
-                raise ValueError(f'unknown LiDAR preset {spec!r}; choose one of '
-                                 f'{sorted(LIDAR_PRESETS)}')
-            return LIDAR_PRESETS[spec]
-        spec = dict(spec)
-        for k in ('elevations_deg', 'mount'):
-            if k in spec:
-                spec[k] = tuple(spec[k])
-        return LidarSpec(**spec)
-
-    def validate(self) -> None:
-        """Raise ValueError on inconsistent options."""
-        if self.frames_per_session < 2:
-            raise ValueError(f'frames_per_session must be >= 2, got {self.frames_per_session}')
-        if self.num_drone_sessions < 0 or self.num_rover_sessions < 0:
-            raise ValueError('session counts must be >= 0')
-        if self.num_drone_sessions + self.num_rover_sessions == 0:
-            raise ValueError('nothing to convert: zero sessions requested')
-        step = 20.0 / self.frame_rate_hz
-        if self.frame_rate_hz <= 0 or abs(step - round(step)) > 1e-6:
-            raise ValueError(f'frame_rate_hz must divide 20 Hz, got {self.frame_rate_hz}')
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
-        if not self.drone_altitudes:
-            raise ValueError('drone_altitudes is empty')
-        self.grid_spec()
-        self.lidar_spec('drone')
-        self.lidar_spec('rover')
-        if self.frame not in FRAME_MODES:
-            site_crs(self.frame, 35.0, 139.0)  # raises ValueError on an unusable CRS
-        if self.traffic is not None:
-            tcfg = self.traffic_config()
-            period = 1.0 / self.frame_rate_hz
-            if abs(period / tcfg.dt - round(period / tcfg.dt)) > 1e-6:
-                raise ValueError(f'traffic.dt={tcfg.dt} must divide the frame period '
-                                 f'1 / frame_rate_hz = {1.0 / self.frame_rate_hz} s')
-
-    def traffic_config(self) -> Optional[TrafficConfig]:
-        """The validated :class:`.traffic.TrafficConfig`, or None without traffic."""
-        return None if self.traffic is None else TrafficConfig.from_dict(self.traffic)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable copy."""
-        d = dataclasses.asdict(self)
-        d['drone_altitudes'] = list(self.drone_altitudes)
-        if self.traffic is None:
-            # static conversions keep the options (and the config hash) they had before
-            # traffic existed, so existing data stays current
-            del d['traffic']
-        else:
-            d['traffic'] = self.traffic_config().to_dict()
-        return d
-
-
-@dataclass
-class SessionPlan:
-    """One session to simulate.
-
-    Attributes:
-        name (str): session folder name (``drone_<kind>_<NNN>`` or ``rover_<NNN>``).
-        kind (str): trajectory kind.
-        site (str): site name.
-        index (int): global session index (seeds its random generator).
-        altitude (float): nominal altitude (drones; 0 for rovers).
-        split (str): ``'train'`` or ``'val'``.
-    """
-
-    name: str
-    kind: str
-    site: str
-    index: int
-    altitude: float = 0.0
-    split: str = 'train'
-
-
-@dataclass
 class Site:
     """A prepared site: meshes, ray caster and (lazily) the voxel grid."""
 
@@ -218,29 +74,6 @@ class Site:
     dsm: SurfaceModel
     grid: Optional[GlobalSemanticGrid] = None
     prep_seconds: float = 0.0
-
-
-def find_gml_files(tile_dirs: Sequence[str]) -> List[Tuple[str, List[str]]]:
-    """List the CityGML files of tile folders.
-
-    Args:
-        tile_dirs (Sequence[str]): folders holding ``*.gml`` files.
-
-    Returns:
-        list: ``(tile_name, [files sorted])`` per folder.
-
-    Raises:
-        FileNotFoundError: a folder is missing or holds no ``.gml`` file (named).
-    """
-    out = []
-    for d in tile_dirs:
-        if not os.path.isdir(d):
-            raise FileNotFoundError(f'PLATEAU tile folder not found: {d}')
-        files = sorted(glob.glob(os.path.join(d, '*.gml')))
-        if not files:
-            raise FileNotFoundError(f'no .gml file in PLATEAU tile folder {d}')
-        out.append((os.path.basename(os.path.normpath(d)), files))
-    return out
 
 
 def config_hash(cfg: ConverterConfig, tile_dirs: Sequence[str]) -> str:
