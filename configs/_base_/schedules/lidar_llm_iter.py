@@ -2,10 +2,10 @@
 # wins), gradient clipping, linear warm-up then cosine decay; iteration based.
 lr_vat = 1e-3         # VATLiDAR, LiDAR projector, pillar encoder
 lr_vision_vat = 1e-3  # VATVision, vision adapter
-lr_lora = 2e-3        # LoRA of the LLM (and the delimiter token embeddings)
+lr_lora = 5e-3        # LoRA of the LLM (and the delimiter token embeddings)
 lr_vision = 1e-4      # camera encoder (or its LoRA)
-max_iters = 400
-warmup_iters = 30
+max_iters = 160
+warmup_iters = 20
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='TrainableParamsOptimWrapperConstructor',

@@ -23,7 +23,8 @@ def build_causal_lm(cfg: Dict, vocab_size: int):
     Args:
         cfg (dict): ``dict(model_id=<local folder>, torch_dtype='bfloat16')`` (loaded with
             ``local_files_only=True``) or ``dict(config=dict(model_type='qwen2', ...))`` for
-            a randomly initialised model (tests, CPU configs).
+            a randomly initialised model (tests, CPU configs); ``embedding_std`` re-draws
+            the (tied) token embeddings of such a model with that standard deviation.
         vocab_size (int): Tokenizer size; the embeddings are resized to it (new rows for
             the delimiter tokens).
 
@@ -44,6 +45,12 @@ def build_causal_lm(cfg: Dict, vocab_size: int):
         hf_cfg = dict(cfg['config'])
         hf_cfg.setdefault('vocab_size', vocab_size)
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**hf_cfg))
+        if cfg.get('embedding_std'):
+            # a frozen random tiny LM with the usual 0.02 init cannot produce confident
+            # logits: the final RMSNorm bounds |h| by sqrt(d), so max logit ~ 0.02 * d.
+            # Larger (tied) embeddings give LoRA room to reach confident answers.
+            torch.nn.init.normal_(model.get_input_embeddings().weight,
+                                  std=float(cfg['embedding_std']))
         if dtype is not None:
             model = model.to(dtype)
     else:

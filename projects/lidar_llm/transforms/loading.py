@@ -109,14 +109,18 @@ class LoadMultiViewImages(BaseTransform):
 
     Args:
         img_size (Sequence[int]): ``(H, W)`` after resizing. Defaults to (224, 224).
+        cache_size (int): resized images kept in memory per process (several questions of
+            one key frame reuse its 6 images). Defaults to 0 (no cache).
 
     Raises:
         KeyError: a camera missing from ``results['image_paths']``; FileNotFoundError /
         ValueError: a missing or undecodable image (named).
     """
 
-    def __init__(self, img_size: Sequence[int] = (224, 224)):
+    def __init__(self, img_size: Sequence[int] = (224, 224), cache_size: int = 0):
         self.img_size = tuple(img_size)
+        self.cache_size = cache_size
+        self._cache = {}
 
     def transform(self, results: Dict) -> Dict:
         paths = results.get('image_paths') or {}
@@ -125,6 +129,9 @@ class LoadMultiViewImages(BaseTransform):
             if cam not in paths:
                 raise KeyError(f'sample {results.get("sample_token")}: no {cam} image path')
             p = paths[cam]
+            if p in self._cache:
+                imgs.append(self._cache[p])
+                continue
             if not osp.isfile(p):
                 raise FileNotFoundError(f'{p}: {cam} image of sample '
                                         f'{results.get("sample_token")} not found')
@@ -134,7 +141,12 @@ class LoadMultiViewImages(BaseTransform):
                                  'cannot be decoded (corrupt or not an image)')
             img = cv2.resize(img, (self.img_size[1], self.img_size[0]),
                              interpolation=cv2.INTER_AREA)
-            imgs.append(img[:, :, ::-1].transpose(2, 0, 1))
+            img = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
+            if self.cache_size:
+                if len(self._cache) >= self.cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[p] = img
+            imgs.append(img)
         results['imgs'] = np.ascontiguousarray(np.stack(imgs))
         return results
 
