@@ -15,6 +15,19 @@ __all__ = ['QwenVLBackbone', 'FINETUNE_MODES']
 
 FINETUNE_MODES = ('none', 'lora', 'full')
 
+#: ``model_config='tiny'``: a randomly initialised Qwen2.5-VL with hidden size 64, 2 language
+#: and 2 vision layers and the real Qwen2.5 vocabulary (tests, CPU runs, swapping into a
+#: real-user config with ``--cfg-options model.vl_backbone.model_config=tiny``).
+TINY_QWEN2_5_VL = dict(
+    text_config=dict(vocab_size=151936, hidden_size=64, intermediate_size=128,
+                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                     max_position_embeddings=2048,
+                     rope_parameters=dict(rope_type='default', rope_theta=10000.0,
+                                          mrope_section=[2, 3, 3])),
+    vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4,
+                       out_hidden_size=64, patch_size=14, spatial_merge_size=2,
+                       temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]))
+
 # Special token ids shared by the Qwen2-VL and Qwen2.5-VL vocabularies.
 _VISION_START, _VISION_END, _IMAGE_PAD, _PAD = 151652, 151653, 151655, 151643
 
@@ -70,9 +83,9 @@ class QwenVLBackbone(nn.Module):
     Args:
         model_path (str, optional): Local folder of a pretrained checkpoint
             (``from_pretrained(..., local_files_only=True)``, e.g. Qwen2.5-VL-3B-Instruct).
-        model_config (dict, optional): Config kwargs for a randomly initialised model (tests
-            and CPU configs: ``text_config`` / ``vision_config`` dicts); used when
-            ``model_path`` is None.
+        model_config (dict | str, optional): Config kwargs for a randomly initialised model
+            (tests and CPU configs: ``text_config`` / ``vision_config`` dicts), or ``'tiny'``
+            for :data:`TINY_QWEN2_5_VL`; used when ``model_path`` is None.
         model_type (str): ``'qwen2_5_vl'`` or ``'qwen2_vl'``. Defaults to 'qwen2_5_vl'.
         finetune_vl (str): ``'none'`` (frozen; features may come from the VL cache),
             ``'lora'`` (peft LoRA on the language model's attention and MLP projections; the
@@ -109,6 +122,11 @@ class QwenVLBackbone(nn.Module):
         if model_path is None and model_config is None:
             raise ValueError('QwenVLBackbone needs model_path (local checkpoint folder) or '
                              'model_config (randomly initialised model)')
+        if isinstance(model_config, str):
+            if model_config != 'tiny':
+                raise ValueError(f"QwenVLBackbone: model_config must be a dict or 'tiny', got "
+                                 f'{model_config!r}')
+            model_config = TINY_QWEN2_5_VL
         config_cls, model_cls, cg_cls = _model_classes(model_type)
         dtype = getattr(torch, torch_dtype)
         if model_path is not None:
