@@ -56,13 +56,16 @@ def test_nuscenes_front_train_and_test(tmp_path):
 @pytest.mark.slow
 def test_seed_sized_config_runs_two_iterations_with_amp(tmp_path):
     """The real-user config (seed sizes: batch 16, AMP, accumulation 4) builds and trains 2
-    iterations on the CPU with a small batch and short clips."""
+    iterations on the CPU with a small batch, short clips and 64 x 64 frames (the model keeps
+    the seed's sizes)."""
     work = str(tmp_path / 'seed')
     out = run_tool(['python', 'tools/train.py', 'configs/video_world/seed_base.py', '--amp',
                     '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
                     'train_cfg.val_interval=1000', 'train_dataloader.batch_size=1',
                     'train_dataloader.dataset.sequence_length=3',
-                    'train_dataloader.pin_memory=False'] + SMALL, env=tool_env('1'))
+                    'train_dataloader.pin_memory=False',
+                    'train_dataloader.dataset.pipeline.2.size=[64,64]'] + SMALL,
+                   env=tool_env('1'))
     assert 'CPUBf16OptimWrapper' in out and 'Iter(train) [2/2]' in out, out[-3000:]
 
 
