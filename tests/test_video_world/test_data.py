@@ -1,7 +1,6 @@
 """Video world data: sources, clip datasets, sequence-consistent augmentation, errors, and the
 value range from the loader through the model to the metric."""
 import json
-import math
 import os
 import os.path as osp
 
@@ -16,7 +15,7 @@ from projects.video_world.datasets import (BridgeVideoDataset, GenericVideoDatas
                                            KittiRawVideoDataset, NuScenesVideoDataset,
                                            aggregate_actions, read_generic_scene)
 from projects.video_world.datasets.sampler import CurriculumSampler
-from projects.video_world.transforms import PackVideoInputs, VideoAugmentation
+from projects.video_world.transforms import VideoAugmentation
 
 torch.set_num_threads(1)
 init_default_scope('projects')

@@ -209,7 +209,6 @@ def test_perceptual_loss_falls_back_to_ms_ssim_and_says_so(capsys):
 def test_perceptual_loss_vgg_checkpoint_plumbing(tmp_path):
     from projects.video_world.models.losses import VGGFeatureExtractor
     torch.manual_seed(0)
-    trunk = VGGFeatureExtractor.__new__(VGGFeatureExtractor)
     state, cin, i = {}, 3, 0
     for v in VGGFeatureExtractor.CFG:
         if v == 'M':

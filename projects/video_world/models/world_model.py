@@ -199,8 +199,8 @@ class VideoWorldModel(BaseModel):
         """
         frames, actions = inputs['frames'], inputs['actions']
         if mode == 'loss':
-            return self.head.loss(self.rollout(frames, actions, self.train_rollout,
-                                              self.recon_frames))
+            rollout = self.rollout(frames, actions, self.train_rollout, self.recon_frames)
+            return self.head.loss(rollout)
         if mode == 'tensor':
             return self.rollout(frames, actions, 'open_loop')['pred_frames']
         if mode != 'predict':

@@ -1,7 +1,7 @@
 """Pipeline transforms of the video world model. Every random draw is made once per clip, so
 all frames of a clip get the same augmentation (sequence-consistent augmentation)."""
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
