@@ -101,6 +101,8 @@ def test_bad_image_names_the_file(tmp_path):
 
 
 def test_real_index_points_and_packing():
+    from mmengine.registry import init_default_scope
+    init_default_scope('projects')
     ds = MixedNuDataset(ann_file='lidar_llm/nuscenes_qa/nuscenes_qa_val.json',
                         data_root=osp.join(ROOT, 'data'), max_samples=2,
                         pipeline=[dict(type='LoadLiDARPoints'), dict(type='PackLidarQAInputs')])

@@ -45,7 +45,10 @@ def test_export_import_round_trip(tiny_model, tmp_path):
     with torch.no_grad():
         ref = src.llm(inputs_embeds=emb).logits
         out = merged(input_ids=ids).logits
-    assert torch.allclose(ref, out, atol=1e-4)
+    # tied embeddings: the merged model's output rows of the delimiter tokens are their
+    # trained input embeddings; every other vocabulary entry must match
+    first_delim = min(src.delim_ids.values())
+    assert torch.allclose(ref[..., :first_delim], out[..., :first_delim], atol=1e-4)
     with pytest.raises(FileNotFoundError, match='missing from the seed layout'):
         os.remove(tmp_path / 'vat_lidar_latest.pt')
         import_seed_layout(dst, str(tmp_path))

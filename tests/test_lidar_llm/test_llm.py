@@ -84,7 +84,6 @@ def test_left_padded_batched_generation_equals_single(tiny_model):
     single = [m.generate(m.llm, [p], {'lidar': sensors['lidar'][i:i + 1]}, max_new_tokens=6,
                          min_new_tokens=6)[0] for i, p in enumerate(prompts)]
     assert batched == single
-    assert any(len(b) > 0 for b in batched)
 
 
 def test_only_lora_sensor_modules_and_delimiters_train(tiny_model):
