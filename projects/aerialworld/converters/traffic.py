@@ -435,6 +435,8 @@ class _Simulator:
         # stop line at the end of a lane that leads into a junction
         if p.kind == 'lane' and a.next_path >= 0 and not a.cleared:
             out.append((p.length - a.s - half, 0.0, 0.3))
+        elif p.kind == 'lane' and a.next_path < 0 and not p.exit:
+            out.append((p.length - a.s - half, 0.0, 0.3))  # no way on: park at the end
         # the rover's future path
         if self.rover_last is not None:
             for k, off in route:
@@ -516,6 +518,10 @@ class _Simulator:
         path, s, nxt, cleared = a.path, a.s + ds, a.next_path, a.cleared
         left = False
         while s > net.paths[path].length:
+            if nxt < 0 and not net.paths[path].exit:
+                s = net.paths[path].length  # parked at the end of a cut lane
+                v_new = 0.0
+                break
             if nxt < 0:
                 left = True
                 break

@@ -228,6 +228,8 @@ class Path:
         next (list[int]): paths that may follow.
         feasible (dict[str, bool]): per vehicle type, whether its box stays drivable.
         junction (int): node of a turn (-1 for lanes).
+        exit (bool): at the end of a lane without a feasible continuation, vehicles leave the
+            area when True (an uncut lane) and park when False (a lane cut short).
     """
 
     index: int
@@ -242,6 +244,7 @@ class Path:
     next: List[int] = field(default_factory=list)
     feasible: Dict[str, bool] = field(default_factory=dict)
     junction: int = -1
+    exit: bool = False
 
     @property
     def length(self) -> float:
@@ -487,7 +490,7 @@ class RoadNetwork:
             tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
             left = np.stack([-tangent[:, 1], tangent[:, 0]], 1)
             half = self.dist_at(p[keep])
-            two_lane = np.quantile(half, 0.1) >= lane_offset + 0.5 * car_w + self.margin + 0.3
+            two_lane = half.min() >= lane_offset + 0.5 * car_w + self.margin + 0.3
             if two_lane:
                 lanes = [(p + lane_offset * left)[keep], (p - lane_offset * left)[keep][::-1]]
                 ends = [(u, v), (v, u)]
@@ -537,10 +540,50 @@ class RoadNetwork:
                 self.paths.append(t_path)
 
     def _feasibility(self) -> None:
+        """Per vehicle type, whether each path keeps the whole box drivable.
+
+        A lane that fails somewhere (a corridor narrowing) is cut to its longest stretch where
+        the smallest vehicle fits (at least 8 m, else it is dropped for every type): a cut end
+        no longer continues (vehicles park there, :attr:`Path.exit` False) and the turns into a
+        cut start are closed.
+        """
+        small = min(self.vehicle_sizes, key=lambda k: self.vehicle_sizes[k][1])
+        length, width = self.vehicle_sizes[small]
+        closed = set()
         for p in self.paths:
-            for vtype, (length, width) in self.vehicle_sizes.items():
-                p.feasible[vtype] = bool(box_clearance_ok(
-                    self.dist_at, p.pts, p.heading, length, width, self.margin).all())
+            if p.kind != 'lane':
+                continue
+            p.exit = True  # without a feasible continuation, an uncut lane leaves the area
+            ok = box_clearance_ok(self.dist_at, p.pts, p.heading, length, width, self.margin)
+            if ok.all():
+                continue
+            best, start = (0, 0), None
+            for k, good in enumerate(np.append(ok, False)):
+                if good and start is None:
+                    start = k
+                elif not good and start is not None:
+                    if k - start > best[1] - best[0]:
+                        best = (start, k)
+                    start = None
+            a, b = best
+            if b - a < 2 or p.s[b - 1] - p.s[a] < 8.0:
+                p.feasible.update({vt: False for vt in self.vehicle_sizes})
+                closed.add(p.index)
+                continue
+            if a > 0:
+                closed.add(p.index)
+            if b < len(p.pts):
+                p.next = []
+                p.exit = False
+            p.pts, p.heading, p.v_curve = p.pts[a:b], p.heading[a:b], p.v_curve[a:b]
+            p.s = p.s[a:b] - p.s[a]
+        for p in self.paths:
+            if p.kind == 'turn' and p.next[0] in closed:
+                p.feasible.update({vt: False for vt in self.vehicle_sizes})
+            for vtype, (ln, wd) in self.vehicle_sizes.items():
+                if vtype not in p.feasible:
+                    p.feasible[vtype] = bool(box_clearance_ok(
+                        self.dist_at, p.pts, p.heading, ln, wd, self.margin).all())
 
     def sources(self, vtype: str) -> List[int]:
         """Feasible lanes no feasible turn leads into (vehicles enter the area there)."""
