@@ -13,4 +13,3 @@ model = dict(action_head=dict(
     expert=dict(type='ActionExpert', dim=128, chunk_size=8, num_layers=2, num_heads=4,
                 dropout=0.1),
     losses=[dict(type='WeightedActionMSELoss', loss_weight=1.0)]))
-

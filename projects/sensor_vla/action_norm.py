@@ -136,8 +136,8 @@ class ActionNormalizer(nn.Module):
         if isinstance(stats, str):
             stats = load_action_stats(stats)
         for k in STATS_KEYS:
-            default = 1.0 if k in ('std', 'max', 'q99') else (-1.0 if k in ('min', 'q01')
-                                                               else 0.0)
+            default = 1.0 if k in ('std', 'max', 'q99') else (
+                -1.0 if k in ('min', 'q01') else 0.0)
             v = torch.full((action_dim,), default) if stats is None else torch.tensor(
                 stats[k], dtype=torch.float32)
             if v.shape != (action_dim,):

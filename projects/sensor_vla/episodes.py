@@ -18,7 +18,7 @@ An index row: ``{"episode": name, "num_steps": T, "instruction": str, "has_senso
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 

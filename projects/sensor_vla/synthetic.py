@@ -21,7 +21,7 @@ these episodes says so. What is real and what is generated:
   action: ``d <- d + dz``, ``tip <- tip + (dx, dy)``.
 """
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np

@@ -16,7 +16,7 @@ from projects.sensor_vla.datasets import (BalancedSensorSampler, IntegratedDatas
                                           balanced_repeat_factor)
 from projects.sensor_vla.episodes import write_episode, write_index
 from projects.sensor_vla.synthetic import generate_ascan, generate_episode, load_force_trace
-from projects.sensor_vla.transforms import LoadVLAStep, PackVLAInputs, VLADataError
+from projects.sensor_vla.transforms import VLADataError
 
 torch.set_num_threads(1)
 init_default_scope('projects')

@@ -32,7 +32,6 @@ def test_temporal_ensembling_matches_act_weights():
 
 @pytest.mark.slow
 def test_bridge_tiny_train_test_and_predict_with_checkpoint_stats(tmp_path):
-    data = osp.join(ROOT, 'data/sensor_vla/bridge')
     out = str(tmp_path / 'bridge')
     run_tool(['python', 'tools/data_converter/bridge_to_vla.py', '--out-dir', out])
     run_tool(['python', 'tools/analysis_tools/compute_action_stats.py', f'{out}/train.json',

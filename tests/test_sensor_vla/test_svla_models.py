@@ -3,7 +3,6 @@ encoder, weighted loss, flow matching on a known 1-D distribution, VL backbone m
 import copy
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config

@@ -105,9 +105,10 @@ class ActionMetric(BaseMetric):
         for name in names:
             rows[f'model:{name}'] = self._scores(
                 np.stack([r['variants'][name] for r in results]), gt, mask)
-        rows.update({'zero': self._scores(np.zeros_like(gt), gt, mask),
-                'mean': self._scores(np.broadcast_to(self.mean, gt.shape), gt, mask),
-                'copy_last': self._scores(np.broadcast_to(prev[:, None], gt.shape), gt, mask)})
+        rows.update({
+            'zero': self._scores(np.zeros_like(gt), gt, mask),
+            'mean': self._scores(np.broadcast_to(self.mean, gt.shape), gt, mask),
+            'copy_last': self._scores(np.broadcast_to(prev[:, None], gt.shape), gt, mask)})
         if names:  # the first variant is what pred_actions holds
             rows.pop('model')
         best = min(self.BASELINES, key=lambda b: rows[b]['nmse'])

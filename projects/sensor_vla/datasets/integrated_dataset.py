@@ -1,11 +1,9 @@
 """IntegratedDataset (sensor and no-sensor sessions in one dataset) and the balanced sampler."""
-import copy
 import math
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.fileio import load

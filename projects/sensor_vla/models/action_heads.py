@@ -127,11 +127,11 @@ class FlowMatchingActionHead(_ChunkHead):
     """Conditional flow matching over action chunks (pi0, Black et al. 2024, as in openpi).
 
     Path: ``x_t = t * eps + (1 - t) * a`` with ``eps ~ N(0, I)`` and the target velocity
-    ``u = eps - a``; training draws ``t = 0.999 * Beta(1.5, 1) + 0.001`` (openpi's ``beta`` time sampling, which puts more
-    mass near t = 1, the noisier end). The expert's queries receive ``W_a x_t + MLP(emb(t))``
-    and the head regresses ``v(x_t, t | context)`` with a squared error. Inference integrates
-    ``x_{t + dt} = x_t + dt * v`` from ``t = 1`` (pure noise) to ``t = 0`` with
-    ``num_steps`` Euler steps (``dt = -1 / num_steps``).
+    ``u = eps - a``; training draws ``t = 0.999 * Beta(1.5, 1) + 0.001`` (openpi's ``beta``
+    time sampling, which puts more mass near t = 1, the noisier end). The expert's queries
+    receive ``W_a x_t + MLP(emb(t))`` and the head regresses ``v(x_t, t | context)`` with a
+    squared error. Inference integrates ``x_{t + dt} = x_t + dt * v`` from ``t = 1`` (pure
+    noise) to ``t = 0`` with ``num_steps`` Euler steps (``dt = -1 / num_steps``).
 
     The ground truth enters training only through ``x_t`` and ``u`` (the flow-matching
     objective); :meth:`predict` never sees it.

@@ -7,7 +7,6 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 
 from projects.registry import MODELS
 

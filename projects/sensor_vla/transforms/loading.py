@@ -1,7 +1,5 @@
 """Pipeline transforms of the sensor VLA: load one (episode, step) sample and pack it."""
 import os.path as osp
-from typing import Optional
-
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
