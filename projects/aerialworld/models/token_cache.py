@@ -44,7 +44,9 @@ def tokenizer_hash(tokenizer: nn.Module) -> str:
     """
     digest = hashlib.sha256()
     for key, value in tokenizer.state_dict().items():
-        arr = value.detach().cpu().contiguous()
+        # A copy: ``Tensor.numpy()`` marks the storage it views as non-resizable, and the
+        # weights may be views into an FSDP flat parameter that FSDP frees by resizing.
+        arr = value.detach().to('cpu', copy=True).contiguous()
         digest.update(f'{key}|{arr.dtype}|{tuple(arr.shape)}|'.encode())
         digest.update(arr.view(torch.uint8).numpy().tobytes() if arr.numel() else b'')
     return digest.hexdigest()
