@@ -23,6 +23,8 @@ default_hooks = dict(
                     filename_tmpl='drive_distill_' + model_name + '_seed{seed}_iter_{}.pth'))
 custom_hooks = [
     dict(type='CheckpointCompatHook'),
+    dict(type='SignalCheckpointHook'),
+    dict(type='RNGStateHook'),  # exact --resume (the runner no longer adds it silently)
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, priority=49),
     dict(type='TestBestCheckpointHook', metric='traj/FDE'),
 ]

@@ -30,6 +30,8 @@ default_hooks = dict(
                     filename_tmpl='drive_distill_' + model_name + '_seed{seed}_iter_{}.pth'))
 custom_hooks = [
     dict(type='CheckpointCompatHook'),
+    dict(type='SignalCheckpointHook'),
+    dict(type='RNGStateHook'),  # exact --resume (the runner no longer adds it silently)
     # EMA of the weights (decay 0.999 = momentum 0.001); validation/test use the EMA weights
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, priority=49),
     # stop when the selection-split FDE has not improved for 5 validations (500 iterations)
