@@ -18,6 +18,7 @@ from typing import List, Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
@@ -236,9 +237,16 @@ class AerialWorld(BaseModel):
         ``RuntimeError`` naming the file and every missing / unexpected / mis-shaped key
         before anything is loaded.
         """
-        check_pretrained_init(self.tokenizer, self.tokenizer.init_cfg,
-                              'model.tokenizer.init_cfg (tokenizer_ckpt)')
+        init_cfg = self.tokenizer.init_cfg
+        pretrained = check_pretrained_init(self.tokenizer, init_cfg,
+                                           'model.tokenizer.init_cfg (tokenizer_ckpt)')
         super().init_weights()
+        if pretrained:
+            for cfg in init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]:
+                if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                    print_log(f"Loaded tokenizer weights from {cfg['checkpoint']} "
+                              f"(prefix={cfg.get('prefix')!r}, every key matched)",
+                              logger='current')
 
     # ------------------------------------------------------------------ helpers
     def _unpack(self, inputs: dict):
