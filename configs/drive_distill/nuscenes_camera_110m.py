@@ -32,6 +32,6 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=4)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=1),
+    logger=dict(type='ProgressLoggerHook', interval=1),
     checkpoint=dict(type='SeededCheckpointHook', by_epoch=False, interval=4, max_keep_ckpts=1,
                     filename_tmpl='drive_distill_' + model_name + '_seed{seed}_iter_{}.pth'))

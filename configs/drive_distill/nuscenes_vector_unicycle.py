@@ -24,7 +24,7 @@ model = dict(
     action_loss=dict(type='ActionLoss', action_scale=(1.0, 0.05), smooth_weight=0.1,
                      loss_weight=0.05))
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    logger=dict(type='ProgressLoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='SeededCheckpointHook', by_epoch=False, interval=400, max_keep_ckpts=1,
                     save_last=True, save_best='traj/FDE', rule='less',
                     filename_tmpl='drive_distill_' + model_name + '_seed{seed}_iter_{}.pth'))
