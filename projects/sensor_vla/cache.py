@@ -11,6 +11,7 @@ size-limit eviction (least recently used first: reads touch the file's mtime). R
 the digest; an unreadable or mismatching entry is deleted, counted as ``corrupted`` and
 reported to the caller as a miss, so the features are recomputed.
 """
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -103,10 +104,8 @@ class VLFeatureCache:
                 if osp.exists(p):
                     os.remove(p)
             return None
-        try:
+        with contextlib.suppress(OSError):  # evicted meanwhile by another process
             os.utime(p)  # LRU order for eviction
-        except OSError:
-            pass
         self.stats['hits'] += 1
         return tokens, mask
 
