@@ -15,29 +15,14 @@ _base_ = [
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
-# The grid of _base_/datasets/uavscenes.py, named here because the model below uses it.
-point_cloud_range = [-40.0, -40.0, -10.0, 40.0, 40.0, 50.0]
-grid_size = {{_base_.grid_size}}
-
-# 20000 iterations: the tokenizer for the first 8000 (0.4), then the world model.
-train_cfg = dict(max_iters=20000, switch_ratio=0.4)
-optim_wrapper = dict(optimizer=dict(lr=5e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=0),
-]
+# The model and the schedule of the bases (the finetune_tokyo recipe: 20000 iterations, the
+# tokenizer for the first 8000) on the UAVScenes grid: 200 x 200 x 120 voxels over
+# [-40, 40] x [-40, 40] x [-10, 50] m; 120 height slices -> 30 before folding height into
+# channels (as finetune_tokyo: 121 -> 31). Copy-through decoding keeps z as height above the
+# ground datum, as for PLATEAU.
 model = dict(
-    tokenizer_frames=4,  # tokenizer stage reconstructs 4 random frames per window (memory)
-    # Copy-through decoding of rollouts (z is height above the ground datum, as for PLATEAU).
-    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground'),
-    # 120 height slices -> 30 before folding height into channels (as finetune_tokyo: 121 -> 31)
-    tokenizer=dict(grid_size=grid_size, z_reduction=4, z_embed_dim=8, base_channels=64,
-                   channel_mults=(1, 2, 4), num_res_blocks=2, num_codes=512, code_dim=128,
-                   with_cp=True),
-    transformer=dict(d_model=128, num_blocks=4, num_heads=8, max_frames=10,
-                     spatial_scales=(1, 2, 4), copy_prior=6.0, pose_residual=True,
-                     copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
-                                      point_cloud_range[3], point_cloud_range[4]]))
+    copy_decode=dict(point_cloud_range={{_base_.point_cloud_range}}),
+    tokenizer=dict(grid_size={{_base_.grid_size}}))
 val_dataloader = dict(dataset=dict(window_stride=5))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=1000))

@@ -36,7 +36,8 @@ model = dict(
     # Cosine codebook with 16-d codes (ViT-VQGAN's factorised l2-normalised lookup) keeps
     # more codes alive; no encoder attention: on 25 x 25 tokens it only adds scene context
     # that the few training sessions let it memorise.
-    tokenizer=dict(grid_size=grid_size, z_reduction=1, class_embed_dim=8, base_channels=32,
+    tokenizer=dict(grid_size=grid_size, z_reduction=1, z_embed_dim=None, class_embed_dim=8,
+                   base_channels=32,
                    channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=16,
                    normalize_codes=True, attn_at_lowest=False, with_cp=False),
     # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts

@@ -5,4 +5,3 @@
 #       --cfg-options model.tokenizer_ckpt=work_dirs/vqvae_tokyo/iter_8000.pth
 _base_ = ['./finetune_tokyo.py']
 train_cfg = dict(max_iters=8000, switch_ratio=1.0, val_interval=8000)
-model = dict(train_stage='tokenizer')

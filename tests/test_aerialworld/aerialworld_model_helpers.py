@@ -32,8 +32,7 @@ def head_cfg(**pose_losses) -> dict:
     from projects.aerialworld.models.aerialworld import DEFAULT_HEAD
     head = copy.deepcopy(DEFAULT_HEAD)
     if pose_losses:
-        head['losses'] = [loss for loss in head['losses'] if loss['target'] != 'pose']
-        head['losses'] += [dict(cfg, target=target) for target, cfg in pose_losses.items()]
+        head['pose_losses'] = [dict(cfg, target=target) for target, cfg in pose_losses.items()]
     return head
 
 

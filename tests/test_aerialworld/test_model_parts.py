@@ -63,6 +63,32 @@ def test_head_config_errors():
                  dict(type='GeodesicRotationLoss', target='rot')], pose_mode='6dof')
     out = six.pose_losses(torch.randn(1, 2, 13), torch.randn(1, 2, 13))
     assert {'loss_vel', 'loss_rot', 'rot_err_deg', 'pose_l2'} <= set(out)
+    with pytest.raises(ValueError, match=r"head.pose_losses\[0\].*must target 'pose'"):
+        OccForecastHead(losses=[], pose_losses=[dict(type='OccupancyDiceLoss', target='pred',
+                                                     name='dice')],
+                        num_classes=4, free_label=3)
+    with pytest.raises(ValueError, match=r'head.pose_losses\[0\].*configured twice'):
+        OccForecastHead(losses=[dict(type='mmdet.L1Loss', target='pose')],
+                        pose_losses=[dict(type='mmdet.L1Loss', target='pose')],
+                        num_classes=4, free_label=3)
+
+
+def test_head_pose_losses_list_joins_the_loss_list():
+    """``pose_losses`` (what a 6-DoF config replaces) adds to ``losses``."""
+    head = OccForecastHead(
+        losses=[dict(type='TokenCrossEntropyLoss', target='token')],
+        pose_losses=[dict(type='TranslationLoss', target='pose', loss_type='l1'),
+                     dict(type='GeodesicRotationLoss', target='rot', loss_weight=2.0)],
+        num_classes=4, free_label=3, pose_mode='6dof')
+    assert set(head.loss_modules) == {'loss_token', 'loss_pose', 'loss_rot'}
+    pred = torch.zeros(1, 1, 13)
+    pred[..., 3] = 1.0  # identity rotation
+    gt = pred.clone()
+    gt[..., 0] = 2.0  # 2 m off in x
+    gt[..., 3:7] = torch.tensor([math.cos(0.25), 0.0, 0.0, math.sin(0.25)])  # 0.5 rad yaw
+    out = head.pose_losses(pred, gt)
+    assert float(out['loss_rot']) == pytest.approx(2.0 * 0.5, abs=1e-5)
+    assert float(out['loss_pose']) > 0
 
 
 def _poses(n=5):

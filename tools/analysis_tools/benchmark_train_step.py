@@ -9,7 +9,7 @@ windows, and times ``model.train_step`` for each requested stage (tokenizer / wo
   one before the thin-model / token-cache / memory work), loaded from git into a temporary
   module (``git show REV:projects/aerialworld/models/...``) and registered as
   ``LegacyAerialWorld`` / ``LegacyOccVQVAE`` / ``LegacyOccWorldTransformer``; the config's
-  ``head.losses`` list is translated into its ``loss_*`` arguments.
+  ``head.losses`` / ``head.pose_losses`` lists are translated into its ``loss_*`` arguments.
 
 Every (implementation, stage) runs in its own child process so its peak RSS is its own, then
 a table with the ratios ``old / new`` (wall time, CPU time of the process, which a shared
@@ -144,7 +144,7 @@ def legacy_model_cfg(model_cfg: dict) -> dict:
     head = cfg.pop('head', None) or DEFAULT_HEAD
     for key in set(LEGACY_LOSS_KEYS.values()) - {'loss_token'}:
         cfg[key] = None
-    for entry in head['losses']:
+    for entry in list(head['losses']) + list(head.get('pose_losses') or ()):
         entry = dict(entry)
         target, name = entry.pop('target'), entry.pop('name', None)
         key = LEGACY_LOSS_KEYS.get((target, name if target in ('occupancy', 'recon') else None))

@@ -35,8 +35,8 @@ DEFAULT_HEAD = dict(
              gamma=2.0, loss_weight=1.0),
         dict(type='OccupancyDiceLoss', target='occupancy', name='dice', loss_weight=1.0),
         dict(type='MeanMatchingLoss', target='occupancy', name='mm', loss_weight=10.0),
-        dict(type='mmdet.SmoothL1Loss', target='pose', loss_weight=1.0),
-    ])
+    ],
+    pose_losses=[dict(type='mmdet.SmoothL1Loss', target='pose', loss_weight=1.0)])
 
 
 @MODELS.register_module()
@@ -54,16 +54,21 @@ class OccForecastHead(BaseModule):
             dict(type='OccupancyFocalLoss', target='occupancy', name='focal', alpha=0.99,
                  gamma=2.0, loss_weight=1.0),
             dict(type='TokenCrossEntropyLoss', target='recon', name='ce', loss_weight=1.0),
-            dict(type='mmdet.SmoothL1Loss', target='pose', loss_weight=1.0),
-        ]
+        ],
+        pose_losses=[dict(type='mmdet.SmoothL1Loss', target='pose', loss_weight=1.0)]
 
-    Each entry is a loss config plus ``target`` (one of :data:`LOSS_TARGETS`) and, for
+    The ego-motion losses are a list of their own (``pose_losses``) because they follow
+    ``pose_mode`` (``'6dof'`` adds rotation and velocity parts) while the occupancy and token
+    losses do not: a 6-DoF config replaces only ``pose_losses``. Each entry is a loss config plus ``target`` (one of :data:`LOSS_TARGETS`) and, for
     occupancy targets, ``name`` (the suffix of ``loss_recon_<name>`` / ``loss_pred_<name>``).
     Losses whose constructor takes ``free_label`` get the model's free class when the entry
     does not set it. The VQ codebook loss belongs to the tokenizer (``tokenizer.loss_vq``).
 
     Args:
-        losses (Sequence[dict]): See above.
+        losses (Sequence[dict]): Token and occupancy losses (see above); pose entries are
+            accepted here too.
+        pose_losses (Sequence[dict], optional): Ego-motion losses (targets ``'pose'``,
+            ``'rot'``, ``'vel'`` only). Defaults to None (none besides those in ``losses``).
         num_classes (int): Semantic classes including free.
         free_label (int): Free class index in ``[0, num_classes)``.
         pose_mode (str): ``'planar4'`` or ``'6dof'`` (:class:`PoseCodec`). Defaults to
@@ -89,6 +94,7 @@ class OccForecastHead(BaseModule):
                  num_classes: int,
                  free_label: int,
                  pose_mode: str = 'planar4',
+                 pose_losses: Optional[Sequence[dict]] = None,
                  checkpoint_losses: Union[bool, int] = 2**26,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -103,30 +109,35 @@ class OccForecastHead(BaseModule):
         self.loss_modules = torch.nn.ModuleDict()
         self._entries: List[tuple] = []  # (target, key of loss_modules)
         seen = set()
-        for i, entry in enumerate(losses or ()):
+        entries = [(f'head.losses[{i}]', e) for i, e in enumerate(losses or ())]
+        entries += [(f'head.pose_losses[{i}]', e) for i, e in enumerate(pose_losses or ())]
+        for where, entry in entries:
             entry = copy.deepcopy(dict(entry))
             target = entry.pop('target', None)
             name = entry.pop('name', None)
             if target not in LOSS_TARGETS:
-                raise ValueError(f'head.losses[{i}] ({entry.get("type")}): target must be one '
+                raise ValueError(f'{where} ({entry.get("type")}): target must be one '
                                  f'of {LOSS_TARGETS}, got {target!r}')
+            if where.startswith('head.pose_losses') and target not in ('pose', 'rot', 'vel'):
+                raise ValueError(f"{where} ({entry.get('type')}): pose_losses entries must "
+                                 f"target 'pose', 'rot' or 'vel', got {target!r}")
             if target in _OCC_TARGETS:
                 if not name:
-                    raise ValueError(f'head.losses[{i}] ({entry.get("type")}): occupancy '
+                    raise ValueError(f'{where} ({entry.get("type")}): occupancy '
                                      f"losses need a 'name' (loss_recon_<name> / "
                                      f'loss_pred_<name>)')
                 stages = ('recon', 'pred') if target == 'occupancy' else (target, )
                 keys = [f'loss_{s}_{name}' for s in stages]
             else:
                 if target in ('pose', 'rot', 'vel') and target not in parts:
-                    raise ValueError(f'head.losses[{i}] ({entry.get("type")}) targets '
+                    raise ValueError(f'{where} ({entry.get("type")}) targets '
                                      f"'{target}' (loss_{target}), which pose_mode="
                                      f'{pose_mode!r} does not have (parts: {parts}); '
                                      f"loss_rot / loss_vel need pose_mode='6dof'")
                 keys = [f'loss_{target}']
             dup = seen.intersection(keys)
             if dup:
-                raise ValueError(f'head.losses[{i}]: {sorted(dup)} is configured twice')
+                raise ValueError(f'{where}: {sorted(dup)} is configured twice')
             seen.update(keys)
             if self._accepts(entry.get('type'), 'free_label'):
                 entry.setdefault('free_label', self.free_label)
