@@ -5,13 +5,20 @@
 # nuCaption, DriveLM converted by tools/data_converter/drivelm_to_qa.py) keyed by
 # sample_token, BEV features <sample_token>.npy from tools/data_converter/extract_bev_features.py.
 # Set the paths below (or with --cfg-options); nothing is downloaded.
+# The sizes are named below; --cfg-options overrides the keys that use them (MMEngine merges
+# --cfg-options after the file is parsed, so a top-level name alone changes nothing): see
+# configs/lidar_llm/README.md for the 2-iteration CPU run with the tiny LLM swapped in.
 _base_ = ['../_base_/default_runtime.py', '../_base_/schedules/lidar_llm_iter.py']
 model_id = 'checkpoints/Qwen2.5-0.5B'  # local folder with config.json, weights, tokenizer
 data_root = 'data/nuscenes/'
 train_ann = ['qa/nuscenes_qa_train.json']
 val_ann = ['qa/nuscenes_qa_val.json']
 feature_dirs = ['bev_feats/train', 'bev_feats/val']
-bev_shape = (256, 200, 200)
+bev_shape = (256, 200, 200)  # (C, H, W) of the BEV feature files
+img_size = (448, 800)  # camera images resized to (H, W)
+d_llm_sensor = 896  # width of the VATs (the LLM width of Qwen2.5-0.5B)
+n_lidar_queries, n_vision_queries = 576, 1536  # 6 view groups each
+resnet_depth, resnet_channels = 50, 2048  # camera backbone and its last-stage channels
 lora_targets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 
 model = dict(
@@ -21,22 +28,23 @@ model = dict(
     llm=dict(model_id=model_id, torch_dtype='bfloat16'),
     lora=dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=lora_targets),
     gradient_checkpointing=True,
-    vat_lidar=dict(type='VATLiDAR', c_in=256, d_model=896, n_queries=576, n_layers=4,
+    vat_lidar=dict(type='VATLiDAR', c_in=bev_shape[0], d_model=d_llm_sensor,
+                   n_queries=n_lidar_queries, n_layers=4,
                    n_heads=8, bev_range=[-51.2, -51.2, 51.2, 51.2]),
     projector=dict(type='SensorTokenProjector'),
-    camera_encoder=dict(type='CameraEncoder', out_dim=896,
-                        backbone=dict(type='mmdet.ResNet', depth=50, out_indices=(3, ),
+    camera_encoder=dict(type='CameraEncoder', out_dim=d_llm_sensor,
+                        backbone=dict(type='mmdet.ResNet', depth=resnet_depth, out_indices=(3, ),
                                       frozen_stages=1, norm_eval=True,
                                       norm_cfg=dict(type='BN', requires_grad=False)),
-                        backbone_channels=2048),
-    vat_vision=dict(type='VATVision', d_model=896, n_queries=1536, n_layers=4, n_heads=8,
+                        backbone_channels=resnet_channels),
+    vat_vision=dict(type='VATVision', d_model=d_llm_sensor, n_queries=n_vision_queries,
+                    n_layers=4, n_heads=8,
                     max_tokens_per_cam=1024),
     vision_adapter=dict(type='SensorTokenProjector'),
     system_prompt='You are a driving assistant. Answer from the LiDAR and camera input.',
     generation=dict(max_new_tokens=64, do_sample=False),
     text_only_baseline=False)
 
-img_size = (448, 800)
 train_pipeline = [dict(type='LoadBEVFeature', expected_shape=bev_shape),
                   dict(type='LoadMultiViewImages', img_size=img_size),
                   dict(type='PackLidarQAInputs')]

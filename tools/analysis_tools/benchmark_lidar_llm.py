@@ -14,7 +14,9 @@ padded-token fraction per batch (pad positions / all positions of the LLM input)
 no model run).
 """
 import argparse
+import os.path as osp
 import resource
+import sys
 import time
 
 import numpy as np
@@ -22,6 +24,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def pad_fraction(model, dataset, order, batch_size, n_batches):

@@ -23,6 +23,7 @@ import os.path as osp
 import sys
 from collections import Counter
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from projects.common.utils.io import save_json_atomic
 
 CATEGORIES = ('perception', 'prediction', 'planning', 'behavior')

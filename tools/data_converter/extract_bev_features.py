@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from projects.common.utils.io import save_npy_atomic
 
 

@@ -22,6 +22,7 @@ from collections import Counter
 
 import numpy as np
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from projects.common.utils.io import save_json_atomic
 from projects.lidar_llm.datasets.grounded_qa import (generate_frame_qa, load_info_frames,
                                                      load_seq_frames)

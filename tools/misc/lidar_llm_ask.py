@@ -11,6 +11,7 @@ The sample's sensors (points / BEV features / cameras) are loaded with the confi
 the text-only twin's when the model has one).
 """
 import argparse
+import os.path as osp
 import sys
 
 import torch
@@ -18,6 +19,8 @@ from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def main(argv=None):

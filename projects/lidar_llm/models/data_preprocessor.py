@@ -46,7 +46,9 @@ class LidarLLMDataPreprocessor(BaseDataPreprocessor):
                 if len(shapes) != 1:
                     raise ValueError(f'inputs[{key!r}] of one batch have different shapes '
                                      f'{sorted(shapes)}')
-                out[key] = torch.stack(list(items)).float()
+                # float32 before stacking: float16 BEV files cannot be stacked inside the
+                # CPU bf16 autocast region that train_step opens (autocast's dtype check)
+                out[key] = torch.stack([t.float() for t in items])
         if 'imgs' in out:
             out['imgs'] = (out['imgs'] - self.mean) / self.std
         return dict(inputs=out, data_samples=data.get('data_samples'))

@@ -12,9 +12,16 @@ from projects.registry import MODELS
 from ..structures import LidarQADataSample
 from .tokenizer import DEFAULT_DELIMITERS, build_tokenizer
 
-__all__ = ['LidarLLM', 'build_causal_lm', 'IGNORE_INDEX']
+__all__ = ['LidarLLM', 'build_causal_lm', 'IGNORE_INDEX', 'TINY_QWEN2']
 
 IGNORE_INDEX = -100
+
+#: ``model.llm.config='tiny'``: a randomly initialised Qwen2 with 2 layers of hidden size 64
+#: (tests, CPU runs, and the real-user config with the LLM swapped by ``--cfg-options
+#: model.llm.model_id=None model.llm.config=tiny model.tokenizer.type=Qwen2BPE``).
+TINY_QWEN2 = dict(model_type='qwen2', hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=1024, tie_word_embeddings=True, rope_theta=10000.0)
 
 
 def build_causal_lm(cfg: Dict, vocab_size: int):
@@ -23,8 +30,10 @@ def build_causal_lm(cfg: Dict, vocab_size: int):
     Args:
         cfg (dict): ``dict(model_id=<local folder>, torch_dtype='bfloat16')`` (loaded with
             ``local_files_only=True``) or ``dict(config=dict(model_type='qwen2', ...))`` for
-            a randomly initialised model (tests, CPU configs); ``embedding_std`` re-draws
-            the (tied) token embeddings of such a model with that standard deviation.
+            a randomly initialised model (tests, CPU configs; ``config='tiny'`` is
+            :data:`TINY_QWEN2`, with ``embedding_std`` 0.15 unless given);
+            ``embedding_std`` re-draws the (tied) token embeddings of such a model with
+            that standard deviation.
         vocab_size (int): Tokenizer size; the embeddings are resized to it (new rows for
             the delimiter tokens).
 
@@ -32,7 +41,8 @@ def build_causal_lm(cfg: Dict, vocab_size: int):
         transformers.PreTrainedModel: with ``use_cache=False`` (training).
 
     Raises:
-        ValueError: neither ``model_id`` nor ``config`` given.
+        ValueError: neither ``model_id`` nor ``config`` given, or ``config`` is a string
+            other than ``'tiny'``.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
     cfg = dict(cfg)
@@ -42,6 +52,12 @@ def build_causal_lm(cfg: Dict, vocab_size: int):
         model = AutoModelForCausalLM.from_pretrained(cfg['model_id'], local_files_only=True,
                                                      dtype=dtype)
     elif cfg.get('config'):
+        if isinstance(cfg['config'], str):
+            if cfg['config'] != 'tiny':
+                raise ValueError(f"model.llm.config must be a dict or 'tiny', got "
+                                 f"{cfg['config']!r}")
+            cfg['config'] = TINY_QWEN2
+            cfg.setdefault('embedding_std', 0.15)
         hf_cfg = dict(cfg['config'])
         hf_cfg.setdefault('vocab_size', vocab_size)
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**hf_cfg))
