@@ -29,8 +29,10 @@ metainfo); the model does not produce them.
 
 ``process`` reduces every sample to small int64 / float64 numpy arrays (a
 per-step ``C x C`` confusion matrix per source and region, and per-step
-translation errors), so ``self.results`` never holds volumes and is cheap to
-gather across ranks; everything else happens in ``compute_metrics``.
+translation errors; :mod:`.occupancy_counts`), so ``self.results`` never holds
+volumes and is cheap to gather across ranks; everything else happens in
+``compute_metrics`` (IoU values, margins over the strongest baseline and the
+table: :mod:`.occupancy_report`).
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -40,16 +42,18 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from projects.common.structures.occupancy_warp import Z_REFERENCES
-from projects.common.structures.pose6dof import (MOTION_6DOF_DIM,
-                                                 compose_ego_motion_6dof)
-from projects.common.structures.rotation import quat_geodesic_distance
 from projects.registry import METRICS
 from .occupancy_baselines import (matched_window, true_future_rel_poses,
                                   visible_mask, window_baselines)
+from .occupancy_counts import (accumulate_ego_motion, as_cpu_tensor,
+                               combine_eval_mask, confusion_counts, pose_errors,
+                               sample_field, sample_meta, to_numpy)
 from .occupancy_report import (CONSTANT_VELOCITY_LABEL, COPY_LAST_LABEL,
-                               DECODED_LABEL, MARGIN, WARP_CV_LABEL,
-                               WARP_PLAN_LABEL, format_occupancy_table,
-                               ious_from_confusion, nanmean)
+                               DECODED_LABEL, WARP_CV_LABEL, WARP_PLAN_LABEL,
+                               add_margins, format_occupancy_table, nanmean,
+                               put_metric, source_values)
+
+__all__ = ['OccupancyMetric', 'accumulate_ego_motion']
 
 # (result key, metric-name prefix, table label, is a no-learning baseline,
 #  pose error key, rotation error key)
@@ -61,69 +65,6 @@ _SOURCES = (
     ('cv_cm', 'warp_cv/', WARP_CV_LABEL, True, None, None),
     ('plan_cm', 'warp_plan/', WARP_PLAN_LABEL, True, None, None),
 )
-
-
-def accumulate_ego_motion(motions: np.ndarray) -> np.ndarray:
-    """Integrate per-step ego motions into poses relative to the start frame.
-
-    Step t moves by ``(dx, dy)`` expressed in frame t-1's yaw-aligned frame,
-    then turns by ``dyaw``; height adds ``dz``. With ``yaw_0 = 0`` and
-    ``p_0 = 0`` (the last history frame)::
-
-        yaw_t = sum_{s<=t} dyaw_s
-        p_t   = p_{t-1} + Rz(yaw_{t-1}) @ [dx_t, dy_t]      (2-D)
-        z_t   = z_{t-1} + dz_t
-
-    Vectorised over any leading batch dimensions (exclusive cumulative sum
-    of yaw, one rotation, one cumulative sum of positions).
-
-    Args:
-        motions (np.ndarray): ``(..., F, 4)`` ``[dx, dy, dz, dyaw]``
-            (metres, radians). ``(..., F, 3)`` (no yaw) is also accepted.
-
-    Returns:
-        np.ndarray: float64 ``(..., F, 4)`` accumulated ``[x, y, z, yaw]``
-        of frames 1..F in the start frame (metres, radians).
-
-    Raises:
-        ValueError: The last dimension is not 3 or 4.
-    """
-    m = np.asarray(motions, dtype=np.float64)
-    if m.shape[-1] not in (3, 4):
-        raise ValueError('accumulate_ego_motion expects (..., F, 4) '
-                         f'[dx, dy, dz, dyaw], got shape {m.shape}')
-    dyaw = m[..., 3] if m.shape[-1] == 4 else np.zeros(m.shape[:-1])
-    yaw = np.cumsum(dyaw, axis=-1)
-    yaw_before = yaw - dyaw  # heading of frame t-1
-    cos, sin = np.cos(yaw_before), np.sin(yaw_before)
-    dx, dy = m[..., 0], m[..., 1]
-    x = np.cumsum(cos * dx - sin * dy, axis=-1)
-    y = np.cumsum(sin * dx + cos * dy, axis=-1)
-    z = np.cumsum(m[..., 2], axis=-1)
-    return np.stack([x, y, z, yaw], axis=-1)
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _field(sample: Any, key: str) -> Any:
-    """Read ``key`` from a dict or a ``BaseDataElement`` (None if absent)."""
-    if isinstance(sample, dict):
-        return sample.get(key)
-    return getattr(sample, key, None)
-
-
-def _meta(sample: Any, key: str) -> Any:
-    """Read a metainfo ``key`` of a dict (top level or ``metainfo``) or element."""
-    if isinstance(sample, dict):
-        if key in sample:
-            return sample[key]
-        meta = sample.get('metainfo')
-        return meta.get(key) if isinstance(meta, dict) else None
-    return getattr(sample, key, None)
 
 
 @METRICS.register_module()
@@ -294,86 +235,6 @@ class OccupancyMetric(BaseMetric):
         self.dynamic_classes = sorted(dynamic)
 
     # ---------------------------------------------------------------- process
-    def _confusion(self, pred: Any, gt: torch.Tensor,
-                   valid: Optional[torch.Tensor], name: str,
-                   visible: Optional[torch.Tensor] = None
-                   ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """Per-step confusion matrices ``(F, C, C)`` int64 [gt, pred].
-
-        Returns:
-            tuple: the matrices over all evaluated voxels and, when
-            ``visible`` ``(F, X, Y, Z)`` bool is given, over the visible ones
-            (None otherwise).
-        """
-        pred = torch.as_tensor(_to_numpy(pred) if not isinstance(
-            pred, torch.Tensor) else pred).detach().cpu()
-        if pred.shape != gt.shape:
-            raise ValueError(f'OccupancyMetric: {name} shape '
-                             f'{tuple(pred.shape)} != gt_occ shape '
-                             f'{tuple(gt.shape)}')
-        C = self.num_classes
-        if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= C):
-            raise ValueError(f'OccupancyMetric: {name} has labels outside '
-                             f'[0, {C}) (min {int(pred.min())}, max '
-                             f'{int(pred.max())})')
-        regions = 1 if visible is None else 2
-        # the narrowest integer type that holds every code (uint8 for up to 11 classes: a
-        # tenth of the int32 time on a 200 x 200 x 121 grid); ignored GT voxels may wrap
-        # around but are dropped by `valid` before counting
-        n = regions * C * C
-        dtype = torch.uint8 if n <= 256 else torch.int16 if n <= 32767 else torch.int32
-        out = np.zeros((gt.shape[0], regions, C, C), dtype=np.int64)
-        for t in range(gt.shape[0]):
-            code = gt[t].to(dtype) * C + pred[t].to(dtype)
-            if visible is not None:
-                code = code + visible[t].to(dtype) * (C * C)
-            if valid is not None:
-                code = code[valid[t]]
-            out[t] = torch.bincount(code.reshape(-1), minlength=regions * C *
-                                    C).reshape(regions, C, C).numpy()
-        if visible is None:
-            return out[:, 0], None
-        return out.sum(axis=1), out[:, 1]
-
-    def _apply_mask(self, sample: Any, gt: torch.Tensor,
-                    valid: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """Combine ``valid`` with the sample's evaluation mask, if any."""
-        if self.mask_key is None:
-            return valid
-        mask = _field(sample, self.mask_key)
-        if mask is None:
-            return valid
-        mask = torch.as_tensor(_to_numpy(mask)).detach().cpu() != 0
-        if mask.dim() == gt.dim() and mask.shape[0] > gt.shape[0]:
-            mask = mask[-gt.shape[0]:]  # a whole window: keep the future frames
-        if mask.shape != gt.shape:
-            raise ValueError(f'OccupancyMetric: {self.mask_key} shape '
-                             f'{tuple(mask.shape)} does not match gt_occ '
-                             f'{tuple(gt.shape)}')
-        return mask if valid is None else valid & mask
-
-    def _pose_errors(self, pred: Any, gt: np.ndarray):
-        """Per-step translation error (m) and, for 6-DoF, rotation error (deg).
-
-        Returns:
-            tuple: ``(F,)`` float64 translation L2 of the accumulated motion and
-            ``(F,)`` float64 rotation error in degrees (None for 4-D motion).
-        """
-        pred = _to_numpy(pred).astype(np.float64)
-        if pred.shape != gt.shape:
-            raise ValueError(f'OccupancyMetric: ego motion shape {pred.shape} '
-                             f'!= gt_ego_motion shape {gt.shape}')
-        if gt.ndim == 2 and gt.shape[-1] == MOTION_6DOF_DIM:
-            poses_p = compose_ego_motion_6dof(torch.from_numpy(pred)[None])[0]
-            poses_g = compose_ego_motion_6dof(torch.from_numpy(gt)[None])[0]
-            trans = (poses_p[:, :3] - poses_g[:, :3]).norm(dim=-1)
-            rot = torch.rad2deg(
-                quat_geodesic_distance(poses_p[:, 3:7], poses_g[:, 3:7]))
-            return trans.numpy(), rot.numpy()
-        diff = accumulate_ego_motion(pred)[..., :3] - \
-            accumulate_ego_motion(gt)[..., :3]
-        return np.linalg.norm(diff, axis=-1), None
-
     def _grid(self) -> Tuple[Optional[List[float]], str]:
         """``(point_cloud_range, z_reference)``: the config's, else the dataset's.
 
@@ -408,10 +269,10 @@ class OccupancyMetric(BaseMetric):
         rng, zref = self._grid()
         if rng is None:
             return None
-        gt_motion = _field(sample, 'gt_ego_motion')
+        gt_motion = sample_field(sample, 'gt_ego_motion')
         rel = true_future_rel_poses(
             window, fut, None if gt_motion is None else torch.as_tensor(
-                _to_numpy(gt_motion)))
+                to_numpy(gt_motion)))
         if rel is None:
             return None
         return visible_mask(grid, rel, rng, zref)
@@ -422,18 +283,18 @@ class OccupancyMetric(BaseMetric):
         out = {}
         if window is not None:
             occ, poses, hist = window
-            plan = _field(sample, 'planned_poses')
+            plan = sample_field(sample, 'planned_poses')
             rng, zref = self._grid()
             try:
                 forecasts = window_baselines(
                     occ, poses, hist, fut, rng, self.free_label, zref,
-                    None if plan is None else torch.as_tensor(_to_numpy(plan)))
+                    None if plan is None else torch.as_tensor(to_numpy(plan)))
             except ValueError as exc:
                 raise ValueError(f'OccupancyMetric: {exc}') from exc
             out = {key: forecasts[name] for key, name in (
                 ('cv_cm', 'warp_cv'), ('plan_cm', 'warp_plan'),
                 ('base_cm', 'copy_last')) if name in forecasts}
-        base = _field(sample, 'baseline_occ')
+        base = sample_field(sample, 'baseline_occ')
         if base is not None:
             out['base_cm'] = base
         if 'base_cm' not in out:
@@ -458,13 +319,12 @@ class OccupancyMetric(BaseMetric):
                 ``(F, 13)``).
         """
         for index, sample in enumerate(data_samples):
-            gt = _field(sample, 'gt_occ')
-            pred = _field(sample, 'pred_occ')
+            gt = sample_field(sample, 'gt_occ')
+            pred = sample_field(sample, 'pred_occ')
             if gt is None or pred is None:
                 raise KeyError('OccupancyMetric: a data sample lacks '
                                "'gt_occ' or 'pred_occ'")
-            gt = torch.as_tensor(_to_numpy(gt) if not isinstance(
-                gt, torch.Tensor) else gt).detach().cpu()
+            gt = as_cpu_tensor(gt)
             if gt.dim() != 4:
                 raise ValueError('OccupancyMetric: gt_occ must be (F, X, Y, '
                                  f'Z), got shape {tuple(gt.shape)}')
@@ -473,7 +333,7 @@ class OccupancyMetric(BaseMetric):
                 ign = gt == self.ignore_label
                 if bool(ign.any()):
                     valid = ~ign
-            valid = self._apply_mask(sample, gt, valid)
+            valid = combine_eval_mask(sample, gt, valid, self.mask_key)
             gt_check = gt if valid is None else gt[valid]
             if gt_check.numel() and (int(gt_check.min()) < 0 or
                                      int(gt_check.max()) >= self.num_classes):
@@ -482,13 +342,13 @@ class OccupancyMetric(BaseMetric):
                                  f'ignore_label={self.ignore_label}')
             try:
                 window = matched_window(data_batch, index, gt,
-                                        _meta(sample, 'num_history'))
+                                        sample_meta(sample, 'num_history'))
             except ValueError as exc:
                 raise ValueError(f'OccupancyMetric: {exc}') from exc
             fut = gt.shape[0]
             visible = self._visible(sample, window, fut, tuple(gt.shape[1:]))
             volumes = dict(cm=(pred, 'pred_occ'))
-            decoded = _field(sample, 'decoded_pred_occ')
+            decoded = sample_field(sample, 'decoded_pred_occ')
             if decoded is not None:
                 volumes['dec_cm'] = (decoded, 'decoded_pred_occ')
             if self.eval_baseline:
@@ -499,56 +359,28 @@ class OccupancyMetric(BaseMetric):
                     volumes[key] = (vol, names[key])
             result: Dict[str, np.ndarray] = {}
             for key, (vol, name) in volumes.items():
-                result[key], vis = self._confusion(vol, gt, valid, name,
-                                                   visible)
+                result[key], vis = confusion_counts(vol, gt, valid, self.num_classes,
+                                                    name, visible)
                 if vis is not None:
                     result[key + '_vis'] = vis
-            gt_motion = _field(sample, 'gt_ego_motion')
+            gt_motion = sample_field(sample, 'gt_ego_motion')
             if gt_motion is not None:
-                gt_motion = _to_numpy(gt_motion).astype(np.float64)
-                pred_motion = _field(sample, 'pred_ego_motion')
+                gt_motion = to_numpy(gt_motion).astype(np.float64)
+                pred_motion = sample_field(sample, 'pred_ego_motion')
                 if pred_motion is not None:
-                    result['pose_err'], rot = self._pose_errors(
+                    result['pose_err'], rot = pose_errors(
                         pred_motion, gt_motion)
                     if rot is not None:
                         result['rot_err'] = rot
-                base_motion = _field(sample, 'baseline_ego_motion')
+                base_motion = sample_field(sample, 'baseline_ego_motion')
                 if self.eval_baseline and base_motion is not None:
-                    result['base_pose_err'], rot = self._pose_errors(
+                    result['base_pose_err'], rot = pose_errors(
                         base_motion, gt_motion)
                     if rot is not None:
                         result['base_rot_err'] = rot
             self.results.append(result)
 
     # ---------------------------------------------------------------- compute
-    def _ious(self, cm: np.ndarray) -> Dict[str, np.ndarray]:
-        """IoU (occupied), per-class IoU, mIoU and dynamic IoU per step."""
-        return ious_from_confusion(cm, self.free_label, self.dynamic_classes)
-
-    _nanmean = staticmethod(nanmean)
-
-    def _source_values(self, results: List[dict],
-                       key: str) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-        """Per-step values of every occupancy metric of one source.
-
-        Returns:
-            tuple: ``{metric name: (F,) values}`` (names of
-            ``_OCC_METRICS``) and the ``(F, C)`` per-class IoU.
-        """
-        cm = np.sum([r[key] for r in results], axis=0)
-        ious = self._ious(cm)
-        values = dict(IoU=ious['iou'], mIoU=ious['miou'])
-        if self.dynamic_classes:
-            values['dynamic/IoU'] = ious['dyn_iou']
-            values['dynamic/mIoU'] = ious['dyn_miou']
-        if all(key + '_vis' in r for r in results):
-            vis = np.sum([r[key + '_vis'] for r in results], axis=0)
-            for region, part in (('visible', vis), ('revealed', cm - vis)):
-                part_ious = self._ious(part)
-                values[f'IoU_{region}'] = part_ious['iou']
-                values[f'mIoU_{region}'] = part_ious['miou']
-        return values, ious['cls_iou']
-
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Sum the per-sample counts and compute the metrics.
 
@@ -585,18 +417,19 @@ class OccupancyMetric(BaseMetric):
                     notes.append(f'{label} left out: only {have} of '
                                  f'{len(results)} samples had it')
                 continue
-            values, cls_iou = self._source_values(results, key)
+            values, cls_iou = source_values(results, key, self.free_label,
+                                            self.dynamic_classes)
             occ_values[label] = values
             if is_base:
                 baselines.append(label)
             for name, vals in values.items():
-                self._put(metrics, rows, f'{prefix}{name}', (name, label), vals)
+                put_metric(metrics, rows, f'{prefix}{name}', (name, label), vals)
             for c, cname in enumerate(self.class_names):
                 if c == self.free_label:
                     continue
                 metrics[f'{prefix}IoU/{cname}'] = float(cls_iou[-1, c])
                 per_class[(cname, label)] = list(cls_iou[:, c]) + [
-                    self._nanmean(cls_iou[:, c])]
+                    nanmean(cls_iou[:, c])]
             pose_label = CONSTANT_VELOCITY_LABEL if is_base else label
             for err_key, name, row, mean_names in (
                     (pose_key, 'pose/L2', 'pose L2 [m]', ('ADE', 'FDE')),
@@ -618,41 +451,9 @@ class OccupancyMetric(BaseMetric):
             notes.append(f'{WARP_CV_LABEL} not computed: it needs the grid range '
                          '(evaluator point_cloud_range or the dataset metainfo) and '
                          "the observed window in data_batch['inputs']")
-        strongest = self._margins(metrics, rows, occ_values, baselines)
+        strongest = add_margins(metrics, rows, occ_values, baselines)
         self._log_table(F, rows, per_class, strongest, notes, len(results))
         return metrics
-
-    def _put(self, metrics: dict, rows: dict, name: str, row: tuple,
-             values: np.ndarray) -> None:
-        for t, v in enumerate(values):
-            metrics[f'{name}@{t + 1}'] = float(v)
-        metrics[f'{name}@mean'] = self._nanmean(values)
-        rows[row] = list(values) + [metrics[f'{name}@mean']]
-
-    def _margins(self, metrics: dict, rows: dict,
-                 occ_values: Dict[str, Dict[str, np.ndarray]],
-                 baselines: List[str]) -> Dict[str, str]:
-        """``margin/<metric>`` of the model over the strongest baseline.
-
-        Returns:
-            dict[str, str]: metric name -> label of its strongest baseline.
-        """
-        strongest = {}
-        model = occ_values['model']
-        for name, values in model.items():
-            best, best_mean = None, -np.inf
-            for label in baselines:
-                if name not in occ_values[label]:
-                    continue
-                mean = self._nanmean(occ_values[label][name])
-                if np.isfinite(mean) and mean > best_mean:
-                    best, best_mean = label, mean
-            if best is None:
-                continue
-            strongest[name] = best
-            self._put(metrics, rows, f'margin/{name}', (name, MARGIN),
-                      values - occ_values[best][name])
-        return strongest
 
     def _log_table(self, F: int, rows: dict, per_class: dict,
                    strongest: Dict[str, str], notes: List[str],

@@ -1,10 +1,12 @@
-"""IoU values and the plain-text table of :class:`~projects.common.metrics.OccupancyMetric`.
+"""IoU values, margins and the table of :class:`~projects.common.metrics.OccupancyMetric`.
 
 :func:`ious_from_confusion` turns dataset-summed per-step confusion matrices into IoU / mIoU
-values; :func:`format_occupancy_table` lays them out: one row per metric and source (model,
-its plain decoding, the no-learning baselines), the strongest baseline of each occupancy
-metric marked ``*`` and followed by a row with the model's margin over it; then the pose
-rows and the per-class IoU rows.
+values and :func:`source_values` does so for every occupancy metric of one source (model, its
+plain decoding, a no-learning baseline); :func:`add_margins` picks the strongest baseline of
+each metric and adds the model's margin over it (:func:`put_metric` stores a per-step series
+as metric values and a table row); :func:`format_occupancy_table` lays them out: one row per
+metric and source, the strongest baseline of each occupancy metric marked ``*`` and followed
+by a row with the model's margin over it; then the pose rows and the per-class IoU rows.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -91,6 +93,91 @@ def ious_from_confusion(cm: np.ndarray, free_label: int,
         out['dyn_iou'] = _binary_iou(cm, dyn)
         out['dyn_miou'] = _class_mean(cls_iou[:, dyn])
     return out
+
+
+def source_values(results: List[dict], key: str, free_label: int,
+                  dynamic_classes: Sequence[int] = ()
+                  ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Per-step values of every occupancy metric of one source.
+
+    Args:
+        results (list[dict]): Per-sample results of ``OccupancyMetric.process``; each has
+            ``(F, C, C)`` int64 confusion matrices under ``key`` and, when the visible /
+            revealed split was computed for every sample, under ``key + '_vis'``.
+        key (str): Result key of the source (``'cm'``, ``'base_cm'``, ...).
+        free_label (int): Label of free space.
+        dynamic_classes (Sequence[int]): Labels of the dynamic classes. Defaults to none.
+
+    Returns:
+        tuple: ``{metric name: (F,) values in %}`` (names of :data:`OCC_METRICS`) and the
+        ``(F, C)`` per-class IoU in %.
+    """
+    cm = np.sum([r[key] for r in results], axis=0)
+    ious = ious_from_confusion(cm, free_label, dynamic_classes)
+    values = dict(IoU=ious['iou'], mIoU=ious['miou'])
+    if len(dynamic_classes):
+        values['dynamic/IoU'] = ious['dyn_iou']
+        values['dynamic/mIoU'] = ious['dyn_miou']
+    if all(key + '_vis' in r for r in results):
+        vis = np.sum([r[key + '_vis'] for r in results], axis=0)
+        for region, part in (('visible', vis), ('revealed', cm - vis)):
+            part_ious = ious_from_confusion(part, free_label, dynamic_classes)
+            values[f'IoU_{region}'] = part_ious['iou']
+            values[f'mIoU_{region}'] = part_ious['miou']
+    return values, ious['cls_iou']
+
+
+def put_metric(metrics: Dict[str, float], rows: Dict[Tuple[str, str], list], name: str,
+               row: Tuple[str, str], values: np.ndarray) -> None:
+    """Store a per-step series as metric values ``name@1..F``, ``name@mean`` and a table row.
+
+    Args:
+        metrics (dict[str, float]): Metric values, updated in place.
+        rows (dict): Table rows ``(metric, source label) -> F + 1 values``, updated in place.
+        name (str): Metric name with its prefix (e.g. ``'baseline/IoU'``).
+        row (tuple[str, str]): ``(metric, source label)`` key of the row.
+        values (np.ndarray): ``(F,)`` values; the mean is over the finite ones.
+    """
+    for t, v in enumerate(values):
+        metrics[f'{name}@{t + 1}'] = float(v)
+    metrics[f'{name}@mean'] = nanmean(values)
+    rows[row] = list(values) + [metrics[f'{name}@mean']]
+
+
+def add_margins(metrics: Dict[str, float], rows: Dict[Tuple[str, str], list],
+                occ_values: Dict[str, Dict[str, np.ndarray]],
+                baselines: List[str]) -> Dict[str, str]:
+    """Add ``margin/<metric>`` of the model over the strongest baseline of each metric.
+
+    The strongest baseline of a metric is the one with the highest finite mean over the
+    steps; the margin is the model's value minus that baseline's (positive = model better).
+
+    Args:
+        metrics (dict[str, float]): Metric values, updated in place.
+        rows (dict): Table rows, updated in place (rows ``(metric, 'margin')``).
+        occ_values (dict): Source label -> ``{metric name: (F,) values}``; must hold
+            ``'model'``.
+        baselines (list[str]): Labels of the no-learning baselines in ``occ_values``.
+
+    Returns:
+        dict[str, str]: Metric name -> label of its strongest baseline.
+    """
+    strongest = {}
+    model = occ_values['model']
+    for name, values in model.items():
+        best, best_mean = None, -np.inf
+        for label in baselines:
+            if name not in occ_values[label]:
+                continue
+            mean = nanmean(occ_values[label][name])
+            if np.isfinite(mean) and mean > best_mean:
+                best, best_mean = label, mean
+        if best is None:
+            continue
+        strongest[name] = best
+        put_metric(metrics, rows, f'margin/{name}', (name, MARGIN),
+                   values - occ_values[best][name])
+    return strongest
 
 
 def _fmt(v: float) -> str:
