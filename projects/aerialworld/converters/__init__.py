@@ -4,7 +4,10 @@ Modules: :mod:`.citygml` (robust CityGML reading and validation), :mod:`.geodesy
 local frames), :mod:`.scene` (overview of the scene simulation: :mod:`.mesh` sites and semantic
 meshes, :mod:`.grid` the global voxel grid, :mod:`.lidar` LiDAR ray casting),
 :mod:`.trajectories` (drone / rover trajectories and 13-D poses), :mod:`.plateau_to_occ`
-(pipeline and session / index writer). :mod:`.uavscenes`: UAVScenes LiDAR sequences -> sessions.
+(pipeline and session / index writer), :mod:`.traffic` (moving agents: :mod:`.traffic_agents`
+types and options, :mod:`.traffic_map` raster map, :mod:`.traffic_roads` lane graph,
+:mod:`.traffic_vehicles` vehicle rules, :mod:`.traffic_boxes` boxes). :mod:`.uavscenes`:
+UAVScenes LiDAR sequences -> sessions.
 """
 from .citygml import (CityGMLError, CityGMLReader, CityObject, ParsedCityGML, Polygon3D,
                       read_citygml)

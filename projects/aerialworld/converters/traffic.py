@@ -1,5 +1,10 @@
 """Moving traffic for PLATEAU sites: vehicles, pedestrians and drones, deterministic by seed.
 
+Modules: :mod:`.traffic_agents` (agent types, options, the ego path, the result),
+:mod:`.traffic_map` (the raster map and derived corridors), :mod:`.traffic_roads` (the lane
+graph), :mod:`.traffic_vehicles` (vehicle rules), :mod:`.traffic_boxes` (oriented boxes);
+this module runs the simulation.
+
 :func:`simulate_traffic` runs a fixed-step (``dt``, default 0.05 s) simulation over a traffic
 area (:class:`.traffic_roads.TrafficMap`) and returns every agent's oriented box at every step
 and at the session's frames (:class:`TrafficResult`). All randomness comes from
@@ -36,15 +41,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt, maximum_filter
 
-from projects.aerialworld.datasets.classes import PLATEAU_TRAFFIC_CLASSES
+from .traffic_agents import (AGENT_TYPES, AgentState, AgentType, EgoPath, TrafficConfig,
+                             TrafficResult)
 from .traffic_boxes import AgentBoxes, box_corners_xy, boxes_overlap_xy
 from .traffic_roads import RoadNetwork, TrafficMap, derive_corridors
+from .traffic_vehicles import VehicleRules
 
 logger = logging.getLogger(__name__)
 
@@ -52,204 +58,8 @@ __all__ = ['AgentType', 'AGENT_TYPES', 'TrafficConfig', 'EgoPath', 'TrafficResul
            'simulate_traffic']
 
 
-@dataclass(frozen=True)
-class AgentType:
-    """Size and motion limits of an agent type.
-
-    Attributes:
-        name (str): type name.
-        cls (str): semantic class (``vehicle``, ``pedestrian``, ``drone``).
-        size (tuple): (3,) length, width, height (m).
-        v_max (float): top speed (m/s).
-        a_max (float): largest acceleration (m/s^2).
-        b_comf (float): comfortable deceleration of the IDM (m/s^2).
-        b_max (float): largest deceleration (m/s^2).
-    """
-
-    name: str
-    cls: str
-    size: Tuple[float, float, float]
-    v_max: float
-    a_max: float
-    b_comf: float
-    b_max: float
-
-    @property
-    def label(self) -> int:
-        return PLATEAU_TRAFFIC_CLASSES.index(self.cls)
-
-
-#: Agent types (a Japanese passenger car, a community bus, an adult, a small quadcopter).
-AGENT_TYPES = {
-    'car': AgentType('car', 'vehicle', (4.4, 1.8, 1.5), 11.0, 2.0, 2.0, 5.0),
-    'bus': AgentType('bus', 'vehicle', (8.5, 2.3, 3.0), 8.0, 1.2, 1.5, 4.0),
-    'pedestrian': AgentType('pedestrian', 'pedestrian', (0.5, 0.6, 1.7), 1.8, 1.5, 1.5, 3.0),
-    'drone': AgentType('drone', 'drone', (0.8, 0.8, 0.35), 8.0, 3.0, 3.0, 4.0),
-}
-
-
-@dataclass
-class TrafficConfig:
-    """Options of the traffic simulation (the converter's ``traffic=dict(...)``).
-
-    Attributes:
-        num_vehicles (int): vehicles kept in the area (cars and buses).
-        num_pedestrians (int): pedestrians.
-        num_drones (int): other drones.
-        seed (int): random seed (combined with the session index by the converter).
-        bus_fraction (float): share of the vehicles that are buses (where buses fit).
-        dt (float): simulation step (s).
-        warmup (float): seconds simulated before the first frame (a multiple of ``dt``).
-        resolution (float): raster cell size (m).
-        corridor_clearance (float): least distance (m) from a derived corridor's centreline
-            to a building.
-        drone_clearance (float): metres drones keep above the structures under their loop.
-        drone_separation (float): least distance (m) between drone centres and to the ego.
-        rover_margin (float): metres the rover's box is grown by for the keep-off region.
-        stop_dwell (tuple): (2,) range of the wait at a stop line (s).
-    """
-
-    num_vehicles: int = 8
-    num_pedestrians: int = 12
-    num_drones: int = 2
-    seed: int = 0
-    bus_fraction: float = 0.2
-    dt: float = 0.05
-    warmup: float = 4.0
-    resolution: float = 0.5
-    corridor_clearance: float = 5.0
-    drone_clearance: float = 8.0
-    drone_separation: float = 6.0
-    rover_margin: float = 1.0
-    stop_dwell: Tuple[float, float] = (0.5, 1.5)
-
-    @classmethod
-    def from_dict(cls, d) -> 'TrafficConfig':
-        """Build from a dict (or pass a TrafficConfig through), naming a bad key or value.
-
-        Raises:
-            ValueError: unknown key or invalid value (named as ``traffic.<key>``).
-        """
-        if isinstance(d, TrafficConfig):
-            cfg = d
-        else:
-            if not isinstance(d, dict):
-                raise ValueError(f'traffic must be a dict or None, got {type(d).__name__}')
-            known = set(cls.__dataclass_fields__)
-            bad = sorted(set(d) - known)
-            if bad:
-                raise ValueError(f'traffic: unknown option(s) {bad}; known: {sorted(known)}')
-            d = dict(d)
-            if 'stop_dwell' in d:
-                d['stop_dwell'] = tuple(float(v) for v in d['stop_dwell'])
-            cfg = cls(**d)
-        for k in ('num_vehicles', 'num_pedestrians', 'num_drones'):
-            if int(getattr(cfg, k)) < 0:
-                raise ValueError(f'traffic.{k} must be >= 0, got {getattr(cfg, k)}')
-        if not 0 <= cfg.bus_fraction <= 1:
-            raise ValueError(f'traffic.bus_fraction must be in [0, 1], got {cfg.bus_fraction}')
-        if cfg.dt <= 0 or abs(cfg.warmup / cfg.dt - round(cfg.warmup / cfg.dt)) > 1e-6:
-            raise ValueError(f'traffic.warmup ({cfg.warmup}) must be a multiple of traffic.dt '
-                             f'({cfg.dt} > 0)')
-        if cfg.resolution <= 0 or cfg.resolution > 1.0:
-            raise ValueError(f'traffic.resolution must be in (0, 1] m, got {cfg.resolution}')
-        return cfg
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable copy."""
-        d = asdict(self)
-        d['stop_dwell'] = list(self.stop_dwell)
-        return d
-
-
-@dataclass
-class EgoPath:
-    """The ego's motion, which traffic must keep clear of.
-
-    Attributes:
-        kind (str): ``'rover'`` (ground) or ``'drone'``.
-        times (np.ndarray): (T,) seconds (the frames).
-        positions (np.ndarray): (T, 3) metres, site frame.
-        yaw (np.ndarray): (T,) rad.
-        size (tuple): (3,) length, width, height of the ego body (m).
-    """
-
-    kind: str
-    times: np.ndarray
-    positions: np.ndarray
-    yaw: np.ndarray
-    size: Tuple[float, float, float] = (1.2, 0.8, 1.0)
-
-    def at(self, t: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Positions (N, 3) and yaw (N,) at times ``t`` (linear, clamped at the ends)."""
-        t = np.asarray(t, np.float64)
-        pos = np.stack([np.interp(t, self.times, self.positions[:, k]) for k in range(3)], 1)
-        yaw = np.interp(t, self.times, np.unwrap(self.yaw))
-        return pos, yaw
-
-
-@dataclass
-class _Agent:
-    tid: int
-    atype: AgentType
-    xy: np.ndarray
-    yaw: float
-    v: float = 0.0
-    z: float = 0.0
-    vz: float = 0.0
-    # vehicles
-    path: int = -1
-    s: float = 0.0
-    next_path: int = -1
-    waited: float = 0.0
-    dwell: float = 1.0
-    cleared: bool = False
-    # pedestrians
-    goal: Optional[np.ndarray] = None
-    stuck: float = 0.0
-    # drones
-    loop: Optional[dict] = None
-
-
-@dataclass
-class TrafficResult:
-    """Output of :func:`simulate_traffic`.
-
-    Attributes:
-        times (np.ndarray): (S,) step times (s; negative during the warm-up).
-        steps (list[AgentBoxes]): the boxes at every step.
-        frame_steps (np.ndarray): (F,) step index of every frame.
-        corridors (str): ``'roads'`` (road polygons) or ``'derived'`` (open ground).
-        network (RoadNetwork | None): the lane graph.
-        tmap (TrafficMap): the map.
-        walkable (np.ndarray): (NX, NY) bool pedestrian area.
-        stats (Counter): counts (vehicles entered / left, held moves, ...).
-    """
-
-    times: np.ndarray
-    steps: List[AgentBoxes]
-    frame_steps: np.ndarray
-    corridors: str
-    network: Optional[RoadNetwork]
-    tmap: TrafficMap
-    walkable: np.ndarray
-    stats: Counter = field(default_factory=Counter)
-
-    def frame(self, i: int) -> AgentBoxes:
-        """Boxes at frame ``i``."""
-        return self.steps[int(self.frame_steps[i])]
-
-    def summary(self) -> dict:
-        """Plain-dict summary (for the index metainfo)."""
-        ids = {int(t) for b in self.steps for t in b.track_ids}
-        return dict(corridors=self.corridors, tracks=len(ids),
-                    centreline_m=round(self.network.centreline_length(), 1)
-                    if self.network is not None else 0.0,
-                    stats={k: int(v) for k, v in sorted(self.stats.items())})
-
-
 # ----------------------------------------------------------------------------- simulator
-class _Simulator:
+class _Simulator(VehicleRules):
     """State and update rules of one traffic simulation (see :func:`simulate_traffic`)."""
 
     def __init__(self, tmap: TrafficMap, cfg: TrafficConfig, frame_times: np.ndarray,
@@ -257,7 +67,7 @@ class _Simulator:
         self.tmap, self.cfg, self.ego, self.name = tmap, cfg, ego, name
         self.rng = np.random.default_rng([int(cfg.seed)] + [int(k) for k in rng_key])
         self.stats: Counter = Counter()
-        self.agents: List[_Agent] = []
+        self.agents: List[AgentState] = []
         self.next_tid = 1
         self.junction_holder: Dict[int, int] = {}
         res = tmap.resolution
@@ -359,197 +169,11 @@ class _Simulator:
         me = box_corners_xy(xy[None], [atype.size[0]], [atype.size[1]], [yaw])
         return not boxes_overlap_xy(me, c, margin).any()
 
-    def _new_agent(self, atype: AgentType, xy, yaw, **kw) -> _Agent:
-        a = _Agent(self.next_tid, atype, np.asarray(xy, np.float64), float(yaw), **kw)
+    def _new_agent(self, atype: AgentType, xy, yaw, **kw) -> AgentState:
+        a = AgentState(self.next_tid, atype, np.asarray(xy, np.float64), float(yaw), **kw)
         self.next_tid += 1
         self.agents.append(a)
         return a
-
-    # ------------------------------------------------------------------ vehicles
-    def _vehicle_types(self) -> List[str]:
-        cfg = self.cfg
-        out = []
-        for k in range(cfg.num_vehicles):
-            bus = self.rng.random() < cfg.bus_fraction
-            out.append('bus' if bus and any(p.feasible.get('bus') for p in self.net.paths)
-                       else 'car')
-        return out
-
-    def _choose_next(self, path: int, vtype: str) -> int:
-        options = self.net.feasible_next(path, vtype)
-        return int(options[self.rng.integers(len(options))]) if options else -1
-
-    def _place_vehicle(self, vtype: str, t: float, lanes: Optional[List[int]] = None,
-                       at_start: bool = False) -> bool:
-        net, at = self.net, AGENT_TYPES[vtype]
-        if lanes is None:
-            lanes = [p.index for p in net.paths if p.kind == 'lane' and p.feasible.get(vtype)
-                     and p.length > at.size[0] + 2.0]
-        if not lanes:
-            return False
-        w = np.array([net.paths[k].length for k in lanes])
-        for _ in range(30):
-            k = lanes[self.rng.choice(len(lanes), p=w / w.sum())]
-            p = net.paths[k]
-            lo, hi = 0.5 * at.size[0], p.length - 0.5 * at.size[0] - 1.0
-            if hi <= lo:
-                continue
-            s = lo if at_start else float(self.rng.uniform(lo, hi))
-            xy, yaw, _ = p.at(s)
-            ahead = np.array([p.at(min(s + d, p.length))[0] for d in (0.0, 5.0, 10.0)])
-            if self._rover_blocked(vtype, ahead, t).any():
-                continue
-            if not self._free(at, xy, yaw, -1, margin=1.5):
-                continue
-            a = self._new_agent(at, xy, yaw, path=k, s=s,
-                                dwell=float(self.rng.uniform(*self.cfg.stop_dwell)))
-            a.next_path = self._choose_next(k, vtype)
-            a.z = float(self.tmap.ground(xy[None])[0]) + 0.5 * at.size[2]
-            return True
-        return False
-
-    def _constraints(self, a: _Agent, t: float, horizon: float
-                     ) -> List[Tuple[float, float, float]]:
-        """(gap m, speed m/s, standstill distance m) of everything the vehicle must not run
-        into within ``horizon``: vehicles ahead (2 m), the stop line and the rover's path
-        (0.3 m)."""
-        net = self.net
-        half = 0.5 * a.atype.size[0]
-        out = []
-        route = [(a.path, -a.s)]  # (path, offset of its start relative to the vehicle)
-        p = net.paths[a.path]
-        if a.next_path >= 0:
-            route.append((a.next_path, p.length - a.s))
-            nxt = net.paths[a.next_path]
-            if nxt.kind == 'turn' and nxt.next:
-                route.append((nxt.next[0], p.length - a.s + nxt.length))
-        for b in self.agents:  # vehicles ahead on the route
-            if b.tid == a.tid or b.path < 0:
-                continue
-            for k, off in route:
-                if b.path == k and (k != a.path or b.s > a.s):
-                    gap = off + b.s - 0.5 * b.atype.size[0] - half
-                    if gap < horizon:
-                        out.append((gap, b.v, 2.0))
-                    break
-        # stop line at the end of a lane that leads into a junction
-        if p.kind == 'lane' and a.next_path >= 0 and not a.cleared:
-            out.append((p.length - a.s - half, 0.0, 0.3))
-        elif p.kind == 'lane' and a.next_path < 0 and not p.exit:
-            out.append((p.length - a.s - half, 0.0, 0.3))  # no way on: park at the end
-        # the rover's future path
-        if self.rover_last is not None:
-            for k, off in route:
-                q = net.paths[k]
-                lo = max(0.0, -off)
-                sel = np.flatnonzero((q.s >= lo) & (q.s + off <= horizon))
-                if sel.size == 0:
-                    continue
-                hit = self._rover_blocked(a.atype.name, q.pts[sel], t)
-                if hit.any():
-                    out.append((q.s[sel[int(np.argmax(hit))]] + off - half - 0.5, 0.0, 0.3))
-                    break
-        return out
-
-    def _desired_speed(self, a: _Agent) -> float:
-        """Speed allowed now by the curvature here and ahead (braking at ``b_comf``)."""
-        net, at = self.net, a.atype
-        v0 = at.v_max
-        p = net.paths[a.path]
-        seq = [(p, -a.s)]
-        if a.next_path >= 0:
-            seq.append((net.paths[a.next_path], p.length - a.s))
-        for q, off in seq:
-            d = q.s + off
-            sel = (d >= -0.5 * at.size[0]) & (d <= 40.0)
-            if sel.any():
-                v0 = min(v0, float(np.min(np.sqrt(q.v_curve[sel] ** 2
-                                                  + 2 * at.b_comf * np.maximum(d[sel], 0)))))
-        return max(v0, 1.0)
-
-    def _step_vehicle(self, a: _Agent, t: float) -> None:
-        cfg, net, at = self.cfg, self.net, a.atype
-        dt = cfg.dt
-        v0 = self._desired_speed(a)
-        acc = at.a_max * (1.0 - (a.v / v0) ** 4)
-        headway = 1.2  # s, IDM time gap T
-        root_ab = 2 * np.sqrt(at.a_max * at.b_comf)
-        for gap, v_lead, s0 in self._constraints(a, t, 40.0 + a.v * 3):
-            s_star = max(s0 + a.v * headway + a.v * (a.v - v_lead) / root_ab, 0.0)
-            interaction = (s_star / max(gap, 0.05)) ** 2
-            acc = min(acc, at.a_max * (1.0 - (a.v / v0) ** 4 - interaction))
-        acc = float(np.clip(acc, -at.b_max, at.a_max))
-        v_new = max(0.0, a.v + acc * dt)
-        ds = 0.5 * (a.v + v_new) * dt
-        p = net.paths[a.path]
-        # junction: wait at the stop line, then enter when free
-        if p.kind == 'lane' and a.next_path >= 0 and not a.cleared:
-            stop_s = p.length - 0.5 * at.size[0]
-            if stop_s - a.s < 1.0 and a.v < 0.2:
-                a.waited += dt
-                turn = net.paths[a.next_path]
-                if a.waited >= a.dwell and self._junction_free(turn, a, t):
-                    a.cleared = True
-                    self.junction_holder[turn.junction] = a.tid
-            if not a.cleared:
-                s_new = min(a.s + ds, max(stop_s, a.s))
-                if s_new < a.s + ds - 1e-6 and s_new - a.s < 1e-3:
-                    self.stats['stop_line_overrun'] += 1  # IDM braked too late: stop here
-                    v_new = 0.0
-                ds = s_new - a.s
-        self._advance(a, ds, v_new, t)
-
-    def _junction_free(self, turn, a: _Agent, t: float) -> bool:
-        holder = self.junction_holder.get(turn.junction)
-        if holder is not None and any(b.tid == holder for b in self.agents):
-            return False
-        out_lane = self.net.paths[turn.next[0]]
-        need = a.atype.size[0] + 4.0
-        for b in self.agents:
-            if b.path == out_lane.index and b.s - 0.5 * b.atype.size[0] < need:
-                return False
-            if b.path == turn.index:
-                return False
-        pts = np.concatenate([turn.pts, out_lane.pts[out_lane.s < need]])
-        return not self._rover_blocked(a.atype.name, pts, t + 1.0).any()
-
-    def _advance(self, a: _Agent, ds: float, v_new: float, t: float) -> None:
-        net = self.net
-        path, s, nxt, cleared = a.path, a.s + ds, a.next_path, a.cleared
-        left = False
-        while s > net.paths[path].length:
-            if nxt < 0 and not net.paths[path].exit:
-                s = net.paths[path].length  # parked at the end of a cut lane
-                v_new = 0.0
-                break
-            if nxt < 0:
-                left = True
-                break
-            s -= net.paths[path].length
-            path = nxt
-            if net.paths[path].kind == 'lane':
-                cleared = False
-            nxt = (net.paths[path].next[0] if net.paths[path].kind == 'turn'
-                   else self._choose_next(path, a.atype.name))
-        if left:
-            self.agents.remove(a)
-            self.stats['vehicles_left'] += 1
-            return
-        xy, yaw, _ = net.paths[path].at(s)
-        t_new = t + self.cfg.dt
-        if ds > 0 and (not self._free(a.atype, xy, yaw, a.tid, margin=0.05)
-                       or self._rover_blocked(a.atype.name, xy[None], t_new)[0]):
-            self.stats['held'] += 1
-            a.v = max(0.0, a.v - a.atype.b_max * self.cfg.dt)
-            return
-        if net.paths[path].kind == 'lane' and net.paths[a.path].kind == 'turn':
-            self.junction_holder.pop(net.paths[a.path].junction, None)
-        if path != a.path and net.paths[path].kind == 'lane':
-            a.waited = 0.0
-            a.dwell = float(self.rng.uniform(*self.cfg.stop_dwell))
-        a.path, a.s, a.next_path, a.cleared = path, s, nxt, cleared
-        a.v, a.xy, a.yaw = v_new, xy, yaw
-        a.z = float(self.tmap.ground(xy[None])[0]) + 0.5 * a.atype.size[2]
 
     # ------------------------------------------------------------------ pedestrians
     def _walk_ok(self, xy: np.ndarray, t: float) -> np.ndarray:
@@ -593,7 +217,7 @@ class _Simulator:
                 return True
         return False
 
-    def _step_pedestrian(self, a: _Agent, t: float) -> None:
+    def _step_pedestrian(self, a: AgentState, t: float) -> None:
         at, dt = a.atype, self.cfg.dt
         if a.goal is None or np.linalg.norm(a.goal - a.xy) < 1.0 or a.stuck > 3.0:
             a.goal = self._random_walk_point(a.xy, t)
