@@ -4,10 +4,12 @@ import os.path as osp
 import pytest
 import torch
 
-from video_world_helpers import build_tiny, randomize_zero_inits, synthetic_batch
+from video_world_helpers import (build_tiny, randomize_zero_inits, synthetic_batch,
+                                 tiny_model_cfg)
 from projects.registry import MODELS
-from projects.video_world.models import (ConvLSTMCell, FiLM, PerceptualLoss,
-                                         VideoDataPreprocessor, horizon_weights)
+from projects.video_world.models import (ConvLSTMCell, FiLM, HorizonWeightedPredictionLoss,
+                                         PerceptualLoss, VideoDataPreprocessor,
+                                         horizon_weights)
 
 torch.set_num_threads(1)
 
@@ -125,6 +127,50 @@ def test_compositing_with_full_mask_copies_previous_frame():
     torch.testing.assert_close(out[:, 0], frames[:, 0])
     torch.testing.assert_close(out[:, 1], frames[:, 1])
     torch.testing.assert_close(out[:, 2], frames[:, 1])  # open loop: previous prediction
+
+
+def test_compositing_sources_hand_computed():
+    """mask 0.5, rgb 0: 'previous' halves the previous prediction at every open-loop step,
+    'last_observed' halves the last observed frame at every step (no compounding)."""
+    frames = torch.rand(1, 5, 3, 8, 8) * 2 - 1
+    rgb = torch.zeros(1, 4, 3, 8, 8)
+    mask = torch.full((1, 4, 1, 8, 8), 0.5)
+    observed = [True, True, False, False]
+    prev = build_tiny().head.compose(rgb, mask, frames, observed)
+    last = build_tiny(head=dict(tiny_model_cfg()['head'], composite_source='last_observed')
+                      ).head.compose(rgb, mask, frames, observed)
+    for out in (prev, last):
+        torch.testing.assert_close(out[:, 0], 0.5 * frames[:, 0])
+        torch.testing.assert_close(out[:, 1], 0.5 * frames[:, 1])
+    torch.testing.assert_close(prev[:, 2], 0.25 * frames[:, 1])
+    torch.testing.assert_close(prev[:, 3], 0.125 * frames[:, 1])
+    torch.testing.assert_close(last[:, 2], 0.5 * frames[:, 1])
+    torch.testing.assert_close(last[:, 3], 0.5 * frames[:, 1])
+    with pytest.raises(ValueError, match='composite_source'):
+        build_tiny(head=dict(tiny_model_cfg()['head'], composite_source='first'))
+
+
+def test_prediction_loss_ssim_mix_hand_computed():
+    """alpha = 1: the loss is the horizon-weighted 1 - SSIM; a perfect prediction scores 0;
+    alpha = 0.5 averages the pixel and SSIM terms."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1
+    pred = (frames[:, 1:] + 0.3 * torch.randn(2, 2, 3, 16, 16, generator=g)).clamp(-1, 1)
+    rollout = dict(frames=frames, pred_frames=pred, horizons=torch.tensor([1, 2]))
+    d = [1 - ssim((pred[:, j] + 1) / 2, (frames[:, j + 1] + 1) / 2, data_range=1.0)
+         for j in range(2)]
+    w = torch.tensor([1.0, 2.0]) / 1.5
+    full = HorizonWeightedPredictionLoss(kind='mse', ssim_weight=1.0)(rollout)
+    torch.testing.assert_close(full, (w[0] * d[0] + w[1] * d[1]) / 2)
+    mse = [((pred[:, j] - frames[:, j + 1]) ** 2).mean() for j in range(2)]
+    half = HorizonWeightedPredictionLoss(kind='mse', ssim_weight=0.5)(rollout)
+    torch.testing.assert_close(
+        half, sum(w[j] * (0.5 * mse[j] + 0.5 * d[j]) for j in range(2)) / 2)
+    perfect = dict(rollout, pred_frames=frames[:, 1:])
+    assert HorizonWeightedPredictionLoss(ssim_weight=0.84)(perfect).abs() < 1e-5
+    with pytest.raises(ValueError, match='ssim_weight'):
+        HorizonWeightedPredictionLoss(ssim_weight=1.5)
 
 
 def test_horizon_weights_hand_computed():

@@ -18,7 +18,7 @@ def test_kitti_raw_train_test_with_images_and_histograms(tmp_path):
     out = run_tool(['python', 'tools/train.py', 'configs/video_world/kitti_raw.py',
                     '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
                     'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-                    'custom_hooks.3.interval=1'] + SMALL, env=tool_env('1'))
+                    'custom_hooks.3.interval=2'] + SMALL, env=tool_env('1'))
     assert 'copy-last' in out and 'shuffled actions' in out, out[-3000:]
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
     pngs = glob.glob(osp.join(work, '*', 'vis_data', 'vis_image', '*rollout*.png'))
@@ -64,9 +64,13 @@ def test_seed_sized_config_runs_two_iterations_with_amp(tmp_path):
                     'train_cfg.val_interval=1000', 'train_dataloader.batch_size=1',
                     'train_dataloader.dataset.sequence_length=3',
                     'train_dataloader.pin_memory=False',
-                    'train_dataloader.dataset.pipeline.2.size=[64,64]'] + SMALL,
+                    'train_dataloader.dataset.pipeline.2.size=[64,64]',
+                    # 85 M parameters: a last checkpoint with the AdamW state is ~1 GB of
+                    # writing, not what this test checks.
+                    'default_hooks.checkpoint.save_last=False'] + SMALL,
                    env=tool_env('1'))
     assert 'CPUBf16OptimWrapper' in out and 'Iter(train) [2/2]' in out, out[-3000:]
+    assert 'accumulative_counts=4' in out  # the seed's accumulation is kept
 
 
 @pytest.mark.slow
