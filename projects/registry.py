@@ -38,8 +38,6 @@ SCOPE = 'projects'
 _MODEL_LOCATIONS = [
     'projects.common.losses',
     'projects.aerialworld.models',
-    'projects.aerialworld.models.data_preprocessor',
-    'projects.common.losses.trajectory_losses',
     'projects.drive_distill.models',
     'projects.lidar_llm.models',
     'projects.sensor_vla.models',
@@ -51,9 +49,10 @@ _DATA_LOCATIONS = ['projects.aerialworld.datasets', 'projects.drive_distill.data
 _TRANSFORM_LOCATIONS = ['projects.aerialworld.transforms', 'projects.drive_distill.transforms',
                         'projects.lidar_llm.transforms', 'projects.sensor_vla.transforms',
                         'projects.video_world.transforms']
-_METRIC_LOCATIONS = ['projects.common.metrics', 'projects.common.metrics.trajectory_metric']
+_METRIC_LOCATIONS = ['projects.common.metrics']
 _HOOK_LOCATIONS = ['projects.common.hooks', 'projects.common.visualization',
-                   'projects.aerialworld.hooks', 'projects.sensor_vla.hooks',
+                   'projects.aerialworld.hooks', 'projects.drive_distill.hooks',
+                   'projects.sensor_vla.hooks',
                    'projects.video_world.hooks']
 _ENGINE_LOCATIONS = ['projects.common.engine']
 

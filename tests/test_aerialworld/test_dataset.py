@@ -15,8 +15,8 @@ from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 from torch.utils.data import DataLoader
 
-from projects.aerialworld.datasets import (PLATEAU_CLASSES, AerialWorldDataset,
-                                           InvalidSampleReportHook)
+from projects.aerialworld.datasets import PLATEAU_CLASSES, AerialWorldDataset
+from projects.aerialworld.hooks import InvalidSampleReportHook
 from projects.aerialworld.models.data_preprocessor import \
     OccupancyDataPreprocessor
 from projects.aerialworld.transforms import (InvalidSampleError,

@@ -1,11 +1,8 @@
 """AerialWorld models: VQ-VAE occupancy tokenizer, causal world transformer, forecast head,
-pose codec, copy-through decoder and the top model.
-
-The data preprocessor (``data_preprocessor.py``) is registered separately through the
-registry's ``locations``.
-"""
+pose codec, copy-through decoder, data preprocessor and the top model."""
 from .aerialworld import AerialWorld
 from .copy_decoder import CopyThroughDecoder
+from .data_preprocessor import OccupancyDataPreprocessor
 from .forecast_head import OccForecastHead
 from .pose_codec import PoseCodec
 from .token_cache import TokenCache
@@ -16,5 +13,5 @@ from .world_transformer import MultiScaleSpatialMixer, OccWorldTransformer, Worl
 __all__ = [
     'AerialWorld', 'OccVQVAE', 'VectorQuantizer', 'OccWorldTransformer',
     'MultiScaleSpatialMixer', 'WorldBlock', 'OccForecastHead', 'PoseCodec',
-    'CopyThroughDecoder', 'TokenCache'
+    'CopyThroughDecoder', 'TokenCache', 'OccupancyDataPreprocessor'
 ]

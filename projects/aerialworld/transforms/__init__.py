@@ -4,9 +4,10 @@ from .formatting import PackOccupancyInputs
 from .loading import (InvalidSampleError, LoadLidarSequence,
                       LoadOccupancySequence, LoadPoseSequence,
                       pose_from_json_dict)
+from .occ3d import LoadIndexPoses, LoadOccupancyMaskSequence
 
 __all__ = [
     'InvalidSampleError', 'LoadOccupancySequence', 'LoadPoseSequence',
     'LoadLidarSequence', 'PackOccupancyInputs', 'RandomFlipOccupancy',
-    'mirror_poses_y', 'pose_from_json_dict'
+    'mirror_poses_y', 'pose_from_json_dict', 'LoadIndexPoses', 'LoadOccupancyMaskSequence'
 ]

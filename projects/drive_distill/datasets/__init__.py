@@ -1,5 +1,7 @@
-"""projects.drive_distill.datasets: index-file datasets and the seeded checkpoint hook."""
-from .drive_dataset import DriveDistillDataset
-from .hooks import SeededCheckpointHook, TestBestCheckpointHook
+"""projects.drive_distill.datasets: index-file datasets.
 
-__all__ = ['DriveDistillDataset', 'SeededCheckpointHook', 'TestBestCheckpointHook']
+The checkpoint hooks live in :mod:`projects.drive_distill.hooks`.
+"""
+from .drive_dataset import DriveDistillDataset
+
+__all__ = ['DriveDistillDataset']

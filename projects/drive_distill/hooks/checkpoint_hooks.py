@@ -1,7 +1,7 @@
 """Checkpoint naming with the seed, and testing the selected checkpoint after training.
 
-Registered in ``HOOKS`` from this module (imported with the drive-distill datasets by
-``projects.register_all_modules()``, which the tools call).
+Registered in ``HOOKS`` (the registry imports :mod:`projects.drive_distill.hooks` on first
+lookup).
 """
 import os.path as osp
 
