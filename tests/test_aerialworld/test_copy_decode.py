@@ -34,7 +34,7 @@ def _motion(dx):
 def test_static_scene_without_motion_keeps_the_observed_voxels():
     model = _model()
     occ_last, tokens_last, tokens, decoded = _case()
-    out = model.copy_through_decode(occ_last, tokens_last, tokens, decoded, _motion(0.0))
+    out = model.copy_decoder(occ_last, tokens_last, tokens, decoded, _motion(0.0))
     assert out.shape == (1, 2, 10, 10, 6) and out.dtype == torch.uint8
     assert torch.equal(out[:, 0], occ_last) and torch.equal(out[:, 1], occ_last)
 
@@ -43,7 +43,7 @@ def test_warp_follows_accumulated_motion_and_new_space_is_decoded():
     model = _model(same_position=False)
     occ_last, tokens_last, tokens, decoded = _case()
     motion = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]]])  # 1 m, then 2 m
-    out = model.copy_through_decode(occ_last, tokens_last, tokens, decoded, motion)
+    out = model.copy_decoder(occ_last, tokens_last, tokens, decoded, motion)
     # step 1: 1 m ahead, the front row is new; step 2: 3 m ahead in total
     assert torch.equal(out[0, 0, :9], occ_last[0, 1:])
     assert torch.equal(out[0, 0, 9], decoded[0, 0, 9])
@@ -57,7 +57,7 @@ def test_same_position_copy_only_for_tokens_predicted_unchanged():
     tokens = tokens.clone()
     tokens[0, 0, 1, 2] = tokens_last[0, 1, 2]  # unchanged code at token (1, 2)
     tokens[0, 0, 3, 4] = (tokens_last[0, 3, 4] + 1) % 32  # changed at (3, 4)
-    out = model.copy_through_decode(occ_last, tokens_last, tokens, decoded, _motion(100.0))
+    out = model.copy_decoder(occ_last, tokens_last, tokens, decoded, _motion(100.0))
     # the ego moved far away: no voxel is covered by the warp
     assert torch.equal(out[0, 0, 2:4, 4:6], occ_last[0, 2:4, 4:6])
     assert torch.equal(out[0, 0, 6:8, 8:10], decoded[0, 0, 6:8, 8:10])
@@ -69,7 +69,7 @@ def test_same_position_copy_only_for_tokens_predicted_unchanged():
 def test_dynamic_classes_are_not_warped():
     model = _model(static_classes=[0, 2], same_position=False)  # class 1 moves
     occ_last, tokens_last, tokens, decoded = _case()
-    out = model.copy_through_decode(occ_last, tokens_last, tokens, decoded, _motion(0.0))
+    out = model.copy_decoder(occ_last, tokens_last, tokens, decoded, _motion(0.0))
     dynamic = (occ_last == 1) | (decoded[:, 0] == 1)
     assert bool(dynamic.any()) and bool((~dynamic).any())
     assert torch.equal(out[:, 0][dynamic], decoded[:, 0][dynamic])
@@ -84,7 +84,7 @@ def test_six_dof_motion_uses_its_planar_part():
     motion = torch.zeros(1, 2, 13)
     motion[..., 3] = 1.0  # identity quaternion
     motion[0, 0, 0] = 1.0  # 1 m forward in step 1
-    out = model.copy_through_decode(occ_last, tokens_last, tokens, decoded, motion)
+    out = model.copy_decoder(occ_last, tokens_last, tokens, decoded, motion)
     assert torch.equal(out[0, 0, :9], occ_last[0, 1:])
     assert torch.equal(out[0, 1, :9], occ_last[0, 1:])
 
@@ -118,5 +118,4 @@ def test_copy_decode_config_errors():
     with pytest.raises(ValueError, match='z_reference'):
         MODELS.build(tiny_model_cfg(copy_decode=dict(point_cloud_range=RANGE,
                                                      z_reference='sea')))
-    with pytest.raises(RuntimeError, match='copy_decode'):
-        MODELS.build(tiny_model_cfg()).copy_through_decode(*_case(), _motion(0.0))
+    assert MODELS.build(tiny_model_cfg()).copy_decoder is None  # plain VQ decoding

@@ -415,26 +415,8 @@ class AerialWorld(BaseModel):
             raise ValueError(f'AerialWorld.rollout: planned_motion must be ({b}, {num_future}, '
                              f'{self.pose_dims}) for pose_mode={self.pose_mode!r}, got '
                              f'{tuple(planned_motion.shape)}')
-        tokens = self._tokenize_sequence(occ_history)
-        motion = motion_history.float()
-        codebook = self.tokenizer.codebook
-        max_t = self.transformer.max_frames
-        pred_tokens, pred_motion = [], []
-        for f in range(num_future):
-            next_motion = None
-            if planned_motion is not None:
-                # the motion that follows each frame of the window; the last is the plan's
-                next_motion = torch.cat([motion[:, 1:], planned_motion[:, f:f + 1].float()],
-                                        dim=1)[:, -max_t:]
-            logits, mot = self.transformer(tokens[:, -max_t:], motion[:, -max_t:], codebook,
-                                           next_motion=next_motion)
-            nxt = logits[:, -1].argmax(1)
-            nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
-            pred_tokens.append(nxt)
-            pred_motion.append(nxt_motion)
-            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-            motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
-        return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
+        return self.transformer.generate(self._tokenize_sequence(occ_history), motion_history,
+                                         self.tokenizer.codebook, num_future, planned_motion)
 
     @torch.no_grad()
     def _decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -442,30 +424,6 @@ class AerialWorld(BaseModel):
         frames = [self.tokenizer.decode_indices(tokens[:, f]).argmax(1).to(torch.uint8)
                   for f in range(tokens.shape[1])]
         return torch.stack(frames, dim=1)
-
-    @torch.no_grad()
-    def copy_through_decode(self, occ_last: torch.Tensor, tokens_last: torch.Tensor,
-                            tokens: torch.Tensor, decoded: torch.Tensor,
-                            motion: torch.Tensor) -> torch.Tensor:
-        """Copy-through decoding of a rollout (see :class:`CopyThroughDecoder`).
-
-        Args:
-            occ_last (torch.Tensor): ``(B, X, Y, Z)`` uint8 labels of the last history frame.
-            tokens_last (torch.Tensor): ``(B, h, w)`` long codes of that frame.
-            tokens (torch.Tensor): ``(B, F, h, w)`` long predicted codes.
-            decoded (torch.Tensor): ``(B, F, X, Y, Z)`` uint8 decoder output of ``tokens``.
-            motion (torch.Tensor): ``(B, F, D)`` predicted (or planned) per-step ego motion.
-
-        Returns:
-            torch.Tensor: ``(B, F, X, Y, Z)`` uint8 labels.
-
-        Raises:
-            RuntimeError: If the model was built without ``copy_decode``.
-        """
-        if self.copy_decoder is None:
-            raise RuntimeError('AerialWorld.copy_through_decode needs copy_decode in the '
-                               'model config')
-        return self.copy_decoder(occ_last, tokens_last, tokens, decoded, motion)
 
     def _forecast_fields(self, occ_history: torch.Tensor, tokens: torch.Tensor,
                          motion: torch.Tensor) -> dict:

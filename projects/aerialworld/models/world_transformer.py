@@ -449,3 +449,42 @@ class OccWorldTransformer(BaseModule):
                 bonus = bonus.reshape(b, t, h, w)
             logits = logits.scatter_add(2, source.unsqueeze(2), bonus.unsqueeze(2))
         return logits, motion
+
+    @torch.no_grad()
+    def generate(self, tokens: torch.Tensor, ego_motion: torch.Tensor,
+                 codebook: Optional[torch.Tensor], num_future: int,
+                 planned_motion: Optional[torch.Tensor] = None):
+        """Greedy autoregressive rollout over the last ``max_frames`` frames of the window.
+
+        Each step appends the arg-max codes of the last frame's logits and the motion of the
+        new frame: the predicted motion, or ``planned_motion[:, f]`` when a plan is given (then
+        also the ``next_motion`` of the copy-prior warp that predicts it).
+
+        Args:
+            tokens (torch.Tensor): ``(B, H, h, w)`` long codes of the history.
+            ego_motion (torch.Tensor): ``(B, H, D)`` per-frame motion of the history.
+            codebook (torch.Tensor, optional): ``(K, code_dim)`` (``token_embed='codebook'``).
+            num_future (int): Steps ``F``.
+            planned_motion (torch.Tensor, optional): ``(B, F, D)``. Defaults to None.
+
+        Returns:
+            tuple: codes ``(B, F, h, w)`` long and motion ``(B, F, D)`` float.
+        """
+        motion = ego_motion.float()
+        max_t = self.max_frames
+        pred_tokens, pred_motion = [], []
+        for f in range(num_future):
+            next_motion = None
+            if planned_motion is not None:
+                # the motion that follows each frame of the window; the last is the plan's
+                next_motion = torch.cat([motion[:, 1:], planned_motion[:, f:f + 1].float()],
+                                        dim=1)[:, -max_t:]
+            logits, mot = self(tokens[:, -max_t:], motion[:, -max_t:], codebook,
+                               next_motion=next_motion)
+            nxt = logits[:, -1].argmax(1)
+            nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
+            pred_tokens.append(nxt)
+            pred_motion.append(nxt_motion)
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+            motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
+        return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
