@@ -38,4 +38,6 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(logger=dict(interval=25),
                      checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
 custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
-                dict(type='RNGStateHook'), dict(type='VLATrainingStatsHook')]
+                dict(type='RNGStateHook'), dict(type='VLATrainingStatsHook'),
+                # re-warm the learning rate after --resume (see docs/sensor_vla.md)
+                dict(type='ResumeLRWarmupHook', warmup_iters=warmup_iters)]

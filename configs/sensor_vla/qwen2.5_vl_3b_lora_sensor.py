@@ -62,4 +62,6 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16', accumulative_counts=8)
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 custom_hooks = [dict(type='CheckpointCompatHook'), dict(type='SignalCheckpointHook'),
-                dict(type='RNGStateHook'), dict(type='VLATrainingStatsHook')]
+                dict(type='RNGStateHook'), dict(type='VLATrainingStatsHook'),
+                # re-warm the learning rate after --resume (see docs/sensor_vla.md)
+                dict(type='ResumeLRWarmupHook', warmup_iters={{_base_.resume_warmup_iters}})]

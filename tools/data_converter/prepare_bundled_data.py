@@ -12,6 +12,11 @@ Called by ``tools/install.sh``. Produces
 * ``data/uavscenes_sample/``: UAVScenes grid (200 x 200 x 120, 0.4 m x 0.5 m), 3 sessions x 14
   key frames converted from the real-survey UAVScenes-layout fixture in ``tests/data/uavscenes``
   (``tools/data_converter/uavscenes_to_occ.py``; ``configs/finetune_uavscenes.py`` uses it).
+* ``data/sensor_vla/{bridge,insertion,insertion_uci}/``: the sensor VLA's episodes and action
+  statistics (``tools/data_converter/bridge_to_vla.py``, ``make_insertion_episodes.py``,
+  ``tools/analysis_tools/compute_action_stats.py``; see ``docs/sensor_vla.md``). Each folder
+  holds ``prepare_stamp.json``, the SHA-256 of its input files and generator sources; it is
+  skipped when that matches.
 
 A dataset is skipped when its index files exist and the ``config_hash`` stored in their
 metainfo matches the current options and input files; otherwise it is regenerated.
@@ -72,18 +77,100 @@ def prepare_uavscenes_sample(out_dir: str, force: bool = False) -> None:
           f"{s['bytes'] / 2**20:.1f} MiB in {s['total_seconds']:.1f} s")
 
 
+#: Sensor VLA datasets: name -> (generator kind, options). Sources hashed into the stamp.
+SENSOR_VLA_DATASETS = {
+    'sensor_vla/bridge': ('bridge', dict(data_root='data/bridge')),
+    'sensor_vla/insertion': ('insertion', dict(force_source='screw_driving')),
+    'sensor_vla/insertion_uci': ('insertion', dict(force_source='uci')),
+}
+SENSOR_VLA_SOURCES = (
+    'projects/common/utils/rlds.py', 'projects/sensor_vla/episodes.py',
+    'projects/sensor_vla/synthetic.py', 'projects/sensor_vla/force_torque.py',
+    'projects/sensor_vla/action_norm.py', 'tools/data_converter/bridge_to_vla.py',
+    'tools/data_converter/make_insertion_episodes.py',
+    'tools/analysis_tools/compute_action_stats.py')
+SENSOR_VLA_INPUTS = {'bridge': ('data/bridge',),
+                     'insertion': ('data/force_torque/screw_driving',
+                                   'data/force_torque/uci_robot_failures')}
+
+
+def _load_tool(rel: str):
+    """Import a script under ``tools/`` as a module (they are not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'svla_' + os.path.basename(rel)[:-3], os.path.join(ROOT, rel))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def sensor_vla_hash(kind: str, opts: dict) -> str:
+    """SHA-256 over the generator sources, the input files (relative names + bytes) and the
+    options of one sensor VLA dataset."""
+    import hashlib
+    import json
+    h = hashlib.sha256(json.dumps([kind, opts], sort_keys=True).encode())
+    files = list(SENSOR_VLA_SOURCES)
+    for d in SENSOR_VLA_INPUTS[kind]:
+        for base, _, names in sorted(os.walk(os.path.join(ROOT, d))):
+            files += sorted(os.path.relpath(os.path.join(base, n), ROOT) for n in names)
+    for rel in files:
+        h.update(rel.encode())
+        with open(os.path.join(ROOT, rel), 'rb') as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def prepare_sensor_vla(name: str, data_root: str, force: bool = False) -> None:
+    """Generate one sensor VLA dataset (episodes, split indexes, ``action_stats.json``)
+    under ``data_root/name`` unless its ``prepare_stamp.json`` matches; deterministic."""
+    import json
+    from projects.common.utils.io import save_json_atomic
+    from projects.sensor_vla.action_norm import compute_action_stats
+    kind, opts = SENSOR_VLA_DATASETS[name]
+    out_dir = os.path.join(data_root, name)
+    stamp = os.path.join(out_dir, 'prepare_stamp.json')
+    h = sensor_vla_hash(kind, opts)
+    if not force and os.path.exists(stamp):
+        with open(stamp, encoding='utf-8') as f:
+            if json.load(f).get('sha256') == h:
+                print(f'[prepare_bundled_data] {out_dir}: up to date (hash {h[:12]}), skipped')
+                return
+    t0 = time.perf_counter()
+    if kind == 'bridge':
+        counts = _load_tool('tools/data_converter/bridge_to_vla.py').convert(
+            os.path.join(ROOT, opts['data_root']), out_dir, overwrite=True)
+    else:
+        mie = _load_tool('tools/data_converter/make_insertion_episodes.py')
+        src = os.path.join(ROOT, mie.FORCE_SOURCES[opts['force_source']][0])
+        counts = mie.make(out_dir, force_csv=src, force_source=opts['force_source'],
+                          overwrite=True)
+    stats_tool = _load_tool('tools/analysis_tools/compute_action_stats.py')
+    stats = compute_action_stats(stats_tool.load_index_actions(
+        os.path.join(out_dir, 'train.json')), 'delta')
+    stats['source'] = [f'{name}/train.json']
+    save_json_atomic(os.path.join(out_dir, 'action_stats.json'), stats, indent=1)
+    save_json_atomic(stamp, dict(sha256=h, kind=kind, options=opts), indent=1)
+    print(f'[prepare_bundled_data] {out_dir}: {counts} episodes + action_stats.json in '
+          f'{time.perf_counter() - t0:.1f} s')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--data-root', default=os.path.join(ROOT, 'data'))
     p.add_argument('--only', choices=sorted(DATASETS) + sorted(NUSCENES_DATASETS)
-                   + [UAVSCENES_SAMPLE], nargs='+', default=None)
+                   + [UAVSCENES_SAMPLE] + sorted(SENSOR_VLA_DATASETS), nargs='+', default=None)
     p.add_argument('--force', action='store_true', help='regenerate even when up to date')
     p.add_argument('--log-level', default='WARNING')
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format='%(levelname)s %(message)s')
     tiles = [os.path.join(args.data_root, 'plateau', t) for t in TILES]
     t_all = time.perf_counter()
-    for name in args.only or list(DATASETS) + list(NUSCENES_DATASETS) + [UAVSCENES_SAMPLE]:
+    for name in args.only or (list(DATASETS) + list(NUSCENES_DATASETS) + [UAVSCENES_SAMPLE]
+                              + list(SENSOR_VLA_DATASETS)):
+        if name in SENSOR_VLA_DATASETS:
+            prepare_sensor_vla(name, args.data_root, args.force)
+            continue
         if name == UAVSCENES_SAMPLE:
             prepare_uavscenes_sample(os.path.join(args.data_root, name), args.force)
             continue

@@ -1,9 +1,12 @@
 # The seed's optimisation recipe through MMEngine: AdamW, per-group learning rates
 # (action expert 1e-4, sensor encoder 5e-4, VL LoRA / unfrozen VL layers 1e-5, vision 5e-6),
-# gradient accumulation 8, per-step warm-up (3 %) -> hold (2 %) -> cosine to 1e-6.
+# gradient accumulation 8, per-step warm-up (3 %) -> hold (2 %) -> cosine to 1e-6; configs that
+# inherit it add ResumeLRWarmupHook(warmup_iters=resume_warmup_iters) to custom_hooks.
 max_iters = 2000
 warmup_iters = int(0.03 * max_iters)
 hold_iters = int(0.02 * max_iters)
+# after a resume the learning rate re-warms over this many iterations (ResumeLRWarmupHook)
+resume_warmup_iters = warmup_iters
 base_lr = 1e-4
 
 optim_wrapper = dict(

@@ -100,17 +100,21 @@ class L1RegressionActionHead(_ChunkHead):
         d = self.expert.dim
         self.out = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, action_dim))
 
-    def forward(self, context, context_mask):
-        """``(B, L, D)``, ``(B, L)`` -> normalised actions ``(B, H, A)``."""
-        return self.out(self.expert(context, context_mask))
+    def forward(self, context, context_mask, query_cond: Optional[torch.Tensor] = None):
+        """``(B, L, D)``, ``(B, L)`` -> normalised actions ``(B, H, A)``; ``query_cond``
+        ``(B, dim)`` (optional) is added to every query."""
+        off = None if query_cond is None else query_cond.unsqueeze(1)
+        return self.out(self.expert(context, context_mask, off))
 
-    def loss(self, context, context_mask, target, mask, weight) -> Dict[str, torch.Tensor]:
+    def loss(self, context, context_mask, target, mask, weight,
+             query_cond: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Losses against normalised ``target`` ``(B, H, A)`` (mask ``(B, H)``, weight ``(B,)``)."""
-        return self._loss_dict(self(context, context_mask), target, mask, weight)
+        return self._loss_dict(self(context, context_mask, query_cond), target, mask, weight)
 
-    def predict(self, context, context_mask) -> torch.Tensor:
+    def predict(self, context, context_mask,
+                query_cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Normalised actions ``(B, H, A)``."""
-        return self(context, context_mask)
+        return self(context, context_mask, query_cond)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -147,11 +151,16 @@ class FlowMatchingActionHead(_ChunkHead):
         num_samples (int): Chunks sampled per query at inference and averaged (a Monte-Carlo
             estimate of the conditional mean, which is what an MSE evaluation rewards; 1 =
             pi0's single sample). Defaults to 1.
+        eval_decodings (dict, optional): Extra decodings reported beside the configured
+            sampler in evaluation tables, ``{name: dict(num_samples=..., num_steps=...,
+            noise_scale=...)}`` (keys of :meth:`predict`); e.g. ``noise_scale=0`` starts
+            the integration from the zero chunk (a deterministic "zero-noise" decoding).
+            They never replace the configured sampler's prediction. Defaults to None.
     """
 
     def __init__(self, expert: dict, losses: Optional[List[dict]] = None, action_dim: int = 7,
                  num_steps: int = 10, time_beta=(1.5, 1.0), sample_seed: Optional[int] = 0,
-                 num_samples: int = 1):
+                 num_samples: int = 1, eval_decodings: Optional[Dict[str, dict]] = None):
         super().__init__(expert, losses or [dict(type='WeightedActionMSELoss')], action_dim)
         if num_steps < 1:
             raise ValueError(f'FlowMatchingActionHead: num_steps must be >= 1, got {num_steps}')
@@ -163,14 +172,26 @@ class FlowMatchingActionHead(_ChunkHead):
             raise ValueError(f'FlowMatchingActionHead: num_samples must be >= 1, got '
                              f'{num_samples}')
         self.num_samples = num_samples
+        self.eval_decodings = {}
+        for name, kw in (eval_decodings or {}).items():
+            bad = set(kw) - {'num_samples', 'num_steps', 'noise_scale'}
+            if bad:
+                raise ValueError(f'FlowMatchingActionHead: eval_decodings[{name!r}] has unknown '
+                                 f'keys {sorted(bad)}; expected num_samples, num_steps, '
+                                 f'noise_scale')
+            self.eval_decodings[str(name)] = dict(kw)
         self.action_in = nn.Linear(action_dim, d)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.out = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, action_dim))
 
-    def velocity(self, context, context_mask, x_t: torch.Tensor, t: torch.Tensor):
-        """``v(x_t, t)``: x_t ``(B, H, A)``, t ``(B,)`` -> ``(B, H, A)``."""
+    def velocity(self, context, context_mask, x_t: torch.Tensor, t: torch.Tensor,
+                 query_cond: Optional[torch.Tensor] = None):
+        """``v(x_t, t)``: x_t ``(B, H, A)``, t ``(B,)`` -> ``(B, H, A)``; ``query_cond``
+        ``(B, dim)`` (optional) is added to every query."""
         offset = self.action_in(x_t) + self.time_mlp(
             timestep_embedding(t, self.expert.dim)).unsqueeze(1)
+        if query_cond is not None:
+            offset = offset + query_cond.unsqueeze(1)
         return self.out(self.expert(context, context_mask, offset))
 
     def sample_time(self, n: int, device) -> torch.Tensor:
@@ -179,38 +200,48 @@ class FlowMatchingActionHead(_ChunkHead):
                                         torch.tensor(self.time_beta[1], device=device))
         return beta.sample((n,)) * 0.999 + 0.001
 
-    def loss(self, context, context_mask, target, mask, weight) -> Dict[str, torch.Tensor]:
+    def loss(self, context, context_mask, target, mask, weight,
+             query_cond: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Flow-matching loss for normalised ``target`` ``(B, H, A)``."""
         noise = torch.randn_like(target)
         t = self.sample_time(target.shape[0], target.device)
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * target
-        return self._loss_dict(self.velocity(context, context_mask, x_t, t), noise - target,
-                               mask, weight)
+        return self._loss_dict(self.velocity(context, context_mask, x_t, t, query_cond),
+                               noise - target, mask, weight)
 
     @torch.no_grad()
     def predict(self, context, context_mask, noise: Optional[torch.Tensor] = None,
-                num_steps: Optional[int] = None) -> torch.Tensor:
+                num_steps: Optional[int] = None, num_samples: Optional[int] = None,
+                noise_scale: float = 1.0,
+                query_cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Euler integration from noise; returns normalised actions ``(B, H, A)``.
 
         Args:
             noise (Tensor, optional): ``(B, H, A)`` initial sample; drawn (seeded by
                 ``sample_seed``) when None.
             num_steps (int, optional): Overrides ``self.num_steps``.
+            num_samples (int, optional): Overrides ``self.num_samples`` (ignored when
+                ``noise`` is given).
+            noise_scale (float): Factor on the drawn initial noise (1 = the trained source
+                distribution N(0, I); 0 = start from the zero chunk). Defaults to 1.
+            query_cond (Tensor, optional): ``(B, dim)`` added to every query.
         """
         b = context.shape[0]
-        k = 1 if noise is not None else self.num_samples
+        k = 1 if noise is not None else (num_samples or self.num_samples)
         if k > 1:  # K samples per query, averaged
             context = context.repeat_interleave(k, 0)
             context_mask = context_mask.repeat_interleave(k, 0)
+            if query_cond is not None:
+                query_cond = query_cond.repeat_interleave(k, 0)
         shape = (b * k, self.chunk_size, self.action_dim)
         if noise is None:
             gen = None
             if self.sample_seed is not None:
                 gen = torch.Generator(device='cpu').manual_seed(self.sample_seed)
-            noise = torch.randn(shape, generator=gen).to(context.device)
+            noise = noise_scale * torch.randn(shape, generator=gen).to(context.device)
         steps = num_steps or self.num_steps
         x, dt = noise.float(), -1.0 / steps
         for i in range(steps):
             t = torch.full((x.shape[0],), 1.0 + i * dt, device=context.device)
-            x = x + dt * self.velocity(context, context_mask, x, t)
+            x = x + dt * self.velocity(context, context_mask, x, t, query_cond)
         return x.view(b, k, *x.shape[1:]).mean(1)

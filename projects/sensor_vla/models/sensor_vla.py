@@ -80,8 +80,16 @@ class SensorVLA(BaseModel):
         action_normalizer (dict): ``ActionNormalizer`` config (``stats`` = JSON path).
         use_prev_action (bool): Append a token of the previous step's (normalised) action;
             the copy-last baseline uses the same value. Defaults to False.
+        prev_action_to_queries (bool): With ``use_prev_action``, also add an embedding of
+            the previous action to every action query (a direct path besides the context
+            token). Defaults to False.
         vl_cache (dict, optional): ``dict(cache_dir=..., max_bytes=...)`` of a
             :class:`VLFeatureCache`; used only while the backbone is frozen.
+        vl_token_dropout (float): Training only: each VL token of a sample is left out of
+            the action expert's context (masked) with this probability, independently, at
+            least one token kept per sample; sensor and previous-action tokens are never
+            dropped. A regulariser against memorising the (frozen, per-sample unique) VL
+            features on small datasets. Defaults to 0 (off).
         data_preprocessor (dict): Defaults to ``VLADataPreprocessor``.
         init_cfg (dict, optional): MMEngine init config.
 
@@ -94,7 +102,8 @@ class SensorVLA(BaseModel):
                  sensor_encoder: Optional[dict] = None,
                  action_normalizer: Optional[dict] = None, use_prev_action: bool = False,
                  vl_cache: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, vl_token_dropout: float = 0.0,
+                 prev_action_to_queries: bool = False):
         dp = data_preprocessor or dict(type='VLADataPreprocessor')
         super().__init__(data_preprocessor=MODELS.build(dp) if isinstance(dp, dict) else dp,
                          init_cfg=init_cfg)
@@ -121,9 +130,19 @@ class SensorVLA(BaseModel):
         norm.setdefault('type', 'ActionNormalizer')
         norm.setdefault('action_dim', self.action_head.action_dim)
         self.action_normalizer = MODELS.build(norm)
+        if not 0.0 <= float(vl_token_dropout) < 1.0:
+            raise ValueError(f'SensorVLA: vl_token_dropout must be in [0, 1), got '
+                             f'{vl_token_dropout}')
+        self.vl_token_dropout = float(vl_token_dropout)
         self.use_prev_action = use_prev_action
         if use_prev_action:
             self.prev_action_embed = nn.Linear(self.action_head.action_dim, d)
+        if prev_action_to_queries and not use_prev_action:
+            raise ValueError('SensorVLA: prev_action_to_queries=True needs use_prev_action=True')
+        self.prev_action_to_queries = prev_action_to_queries
+        if prev_action_to_queries:
+            self.prev_query_embed = nn.Linear(self.action_head.action_dim,
+                                              self.action_head.expert.dim)
         self.vl_cache = None
         if vl_cache is not None:
             if self.vl.trains:
@@ -171,7 +190,15 @@ class SensorVLA(BaseModel):
     def fuse(self, tokens: torch.Tensor, mask: torch.Tensor, inputs: dict):
         """Sensor fusion (+ previous-action token) on VL tokens ``(B, L, D)`` / ``(B, L)``."""
         tokens = tokens.to(next(self.action_head.parameters()).device)
-        mask = mask.to(tokens.device)
+        mask = mask.to(tokens.device).bool()
+        if self.training and self.vl_token_dropout > 0:
+            keep = torch.rand(mask.shape, device=mask.device) >= self.vl_token_dropout
+            dropped = mask & keep
+            # keep the first valid token of a row that would lose all of them
+            empty = ~dropped.any(1)
+            first = mask.float().argmax(1)
+            dropped[empty, first[empty]] = True
+            mask = dropped
         if self.fusion.uses_sensor:
             b = tokens.shape[0]
             sensor = inputs.get('sensor')
@@ -187,6 +214,14 @@ class SensorVLA(BaseModel):
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         return tokens, mask
 
+    def query_cond(self, inputs: dict) -> Optional[torch.Tensor]:
+        """``(B, expert.dim)`` previous-action query embedding, or None when off."""
+        if not self.prev_action_to_queries:
+            return None
+        device = next(self.action_head.parameters()).device
+        prev = self.action_normalizer.normalize(inputs['prev_action'].to(device))
+        return self.prev_query_embed(prev)
+
     # ----------------------------------------------------------------- forward
     def forward(self, inputs: dict, data_samples: Optional[List[VLADataSample]] = None,
                 mode: str = 'tensor'):
@@ -196,20 +231,32 @@ class SensorVLA(BaseModel):
         if data_samples is None:
             raise ValueError('SensorVLA.forward needs data_samples (instructions live there)')
         ctx, mask = self.extract_context(inputs, data_samples)
+        cond = self.query_cond(inputs)
         if mode == 'loss':
-            return self.loss(ctx, mask, data_samples)
-        z = self.action_head.predict(ctx, mask)
+            return self.loss(ctx, mask, data_samples, cond)
+        z = self.action_head.predict(ctx, mask, query_cond=cond)
         if mode == 'tensor':
             return z
         if mode == 'predict':
             actions = self.action_normalizer.denormalize(z)
             for s, a in zip(data_samples, actions):
                 s.pred_actions = a.detach()
+            if getattr(self.action_head, 'eval_decodings', None):
+                # extra decodings as separate table rows; 'sampler' (= pred_actions) first
+                variants = {'sampler': actions}
+                for name, kw in self.action_head.eval_decodings.items():
+                    variants[name] = self.action_normalizer.denormalize(
+                        self.action_head.predict(ctx, mask, query_cond=cond, **kw))
+                for i, s in enumerate(data_samples):
+                    s.set_metainfo(dict(pred_variants={k: v[i].detach().cpu()
+                                                       for k, v in variants.items()}))
             return data_samples
         raise ValueError(f"SensorVLA: mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
-    def loss(self, ctx, mask, data_samples) -> Dict[str, torch.Tensor]:
-        """Head losses on normalised targets with per-sample ``sensor_loss_weight``."""
+    def loss(self, ctx, mask, data_samples,
+             query_cond: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Head losses on normalised targets with per-sample ``sensor_loss_weight``
+        (``query_cond``: see :meth:`query_cond`)."""
         device = ctx.device
         gt = torch.stack([s.gt_actions for s in data_samples]).to(device).float()
         valid = torch.stack([s.action_mask for s in data_samples]).to(device).bool()
@@ -217,7 +264,7 @@ class SensorVLA(BaseModel):
         weight = torch.tensor([float(s.metainfo.get('sensor_loss_weight', 1.0)) if h else 1.0
                                for s, h in zip(data_samples, has)], device=device)
         losses = self.action_head.loss(ctx, mask, self.action_normalizer.normalize(gt), valid,
-                                       weight)
+                                       weight, query_cond=query_cond)
         n_sensor = sum(has)
         losses['sensor_samples'] = torch.tensor(float(n_sensor), device=device)
         losses['sensor_ratio'] = torch.tensor(n_sensor / len(data_samples), device=device)
