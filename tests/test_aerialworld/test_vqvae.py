@@ -163,3 +163,32 @@ def test_channels_last_gives_the_same_outputs():
         assert torch.allclose(ref.encode(occ), tok.encode(occ), atol=1e-5)
         z = ref.encode(occ)
         assert torch.allclose(ref.decode(z), tok.decode(z), atol=1e-5)
+
+
+@pytest.mark.parametrize('z_reduction', [1, 2])
+def test_with_cp_same_values_and_gradients(z_reduction):
+    """Checkpointing the stem, the blocks and the output head changes memory, not results."""
+    occ = torch.randint(0, 4, (2, 10, 10, 6), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(1))
+    grads, values = [], []
+    for with_cp in (False, True):
+        torch.manual_seed(0)
+        tok = _build(z_reduction=z_reduction, with_cp=with_cp, init_codebook_from_data=False,
+                     restart_dead_codes=False)
+        tok.train()
+        out = tok.forward_train(occ)
+        loss = F.cross_entropy(out['logits'], occ.long()) + out['vq_loss']
+        loss.backward()
+        values.append(out['logits'].detach())
+        grads.append({n: p.grad.clone() for n, p in tok.named_parameters()
+                      if p.grad is not None})
+    assert torch.allclose(values[0], values[1], atol=1e-6)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5), name
+    # the frozen decoder of the world stage (eval mode) still back-propagates to its input
+    tok.eval()
+    z_q = tok.embed_indices(torch.zeros(1, *tok.token_grid, dtype=torch.long))
+    z_q = z_q.detach().requires_grad_(True)
+    tok.decode(z_q).sum().backward()
+    assert z_q.grad is not None and z_q.grad.abs().sum() > 0

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from torch.utils.checkpoint import checkpoint
 
 from projects.registry import MODELS
 from .vector_quantizer import VectorQuantizer
@@ -67,8 +68,12 @@ class OccVQVAE(BaseModule):
             the AerialWorld default; OccWorld weights need ``'group'``. Defaults to ``norm``.
         free_label (int): Free class (used to pad the grid); negative counts from the last
             class. Defaults to -1.
-        with_cp (bool): Activation checkpointing in the decoder (saves memory when the
-            decoder is back-propagated, e.g. full aerial grids). Defaults to False.
+        with_cp (bool): Activation checkpointing (``torch.utils.checkpoint``) of the
+            full-resolution stem, of every encoder and decoder block and of the output head
+            (decoder features -> voxel logits): their activations are recomputed in the
+            backward pass instead of being kept, which bounds the memory of full aerial grids
+            (one more forward pass of those parts). Same values and gradients. Defaults to
+            False.
         channels_last (bool): Keep the 2-D feature maps (and the convolution weights) in the
             channels-last memory format, which the oneDNN (CPU) and cuDNN (GPU) convolution
             kernels prefer; outputs are numerically the same. Measure it with
@@ -249,6 +254,20 @@ class OccVQVAE(BaseModule):
             padded = occ.new_full((b, px, py, self.padded_z), self.free_label)
             padded[:, :x, :y, :z] = occ
             occ = padded
+        h = self._maybe_cp(self._stem, occ)  # (B, C0, Xp, Yp)
+        h = self.encoder(h, with_cp=self.with_cp)
+        h = self.enc_out(F.silu(self.enc_norm(h)))
+        return self.quant_conv(h)
+
+    def _maybe_cp(self, fn, x: torch.Tensor) -> torch.Tensor:
+        """``fn(x)``, under activation checkpointing with ``with_cp`` when gradients flow."""
+        if self.with_cp and torch.is_grad_enabled() and (self.training or x.requires_grad):
+            return checkpoint(fn, x, use_reentrant=False)
+        return fn(x)
+
+    def _stem(self, occ: torch.Tensor) -> torch.Tensor:
+        """Padded labels ``(B, Xp, Yp, Zp)`` -> first encoder features ``(B, C0, Xp, Yp)``."""
+        b, px, py = occ.shape[:3]
         if self.z_reduction > 1:
             feat = F.silu(self._stem_lookup(occ))  # (B, Xp, Yp, Z', Ez)
         else:
@@ -256,9 +275,7 @@ class OccVQVAE(BaseModule):
         feat = feat.permute(0, 3, 4, 1, 2).reshape(b, -1, px, py)  # (B, Z' * Ez, Xp, Yp)
         if self.channels_last:
             feat = feat.contiguous(memory_format=torch.channels_last)
-        h = self.encoder(self.enc_in(feat))
-        h = self.enc_out(F.silu(self.enc_norm(h)))
-        return self.quant_conv(h)
+        return self.enc_in(feat)
 
     def quantize(self, z_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantise latents; see :meth:`VectorQuantizer.forward`.
@@ -301,20 +318,24 @@ class OccVQVAE(BaseModule):
             raise ValueError(f'OccVQVAE.decode: expected (B, {self.code_dim}, '
                              f'{self.token_grid[0]}, {self.token_grid[1]}), got '
                              f'{tuple(z_q.shape)}')
-        b = z_q.shape[0]
-        x, y, z = self.grid_size
+        z = self.grid_size[2]
         if self.channels_last:
             z_q = z_q.contiguous(memory_format=torch.channels_last)
         h = self.dec_in(self.post_quant_conv(z_q))
         h = self.decoder(h, with_cp=self.with_cp)
+        logits = self._maybe_cp(self._head, h)  # (B, X, Y, Zp, C)
+        return logits[:, :, :, :z].permute(0, 4, 1, 2, 3)
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """Last decoder features ``(B, C0, Xp, Yp)`` -> voxel logits ``(B, X, Y, Zp, C)``."""
+        b = h.shape[0]
+        x, y = self.grid_size[:2]
         h = self.dec_out(F.silu(self.dec_norm(h)))  # (B, Z' * Ez, Xp, Yp)
         h = h[:, :, :x, :y]
         h = h.reshape(b, self.reduced_z, self.z_embed_dim, x, y).permute(0, 3, 4, 1, 2)
         if self.z_reduction > 1:
-            logits = self._unstem_logits(F.silu(h))  # (B, X, Y, Zp, C)
-        else:
-            logits = h @ self.class_embeds.weight.t()  # (B, X, Y, Z, C)
-        return logits[:, :, :, :z].permute(0, 4, 1, 2, 3)
+            return self._unstem_logits(F.silu(h))  # (B, X, Y, Zp, C)
+        return h @ self.class_embeds.weight.t()  # (B, X, Y, Z, C)
 
     def _stem_lookup(self, occ: torch.Tensor) -> torch.Tensor:
         """z stem of the class embeddings without materialising them.
