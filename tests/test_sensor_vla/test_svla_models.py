@@ -51,7 +51,8 @@ def make_batch(b=3, has=(True, False, True), seed=0, sensor=True):
 @pytest.mark.parametrize('strategy', ['concat', 'none'])
 def test_decoder_output_ignores_ground_truth(head, strategy):
     torch.manual_seed(0)
-    model = MODELS.build(tiny_model_cfg(strategy, head, use_prev_action=True)).eval()
+    model = MODELS.build(tiny_model_cfg(strategy, head, use_prev_action=True,
+                                        prev_action_to_queries=True)).eval()
     inputs, samples = make_batch()
     with torch.no_grad():
         out1 = model(inputs, samples, mode='tensor')
@@ -245,3 +246,67 @@ def test_vl_backbone_max_pixels_sets_token_budget():
     assert int((inp['input_ids'] == 151655).sum()) == 16  # (112 / 28) ** 2
     with pytest.raises(ValueError, match=r'images \(B, V, H, W, 3\)'):
         vl.build_inputs(torch.zeros(1, 112, 112, 3, dtype=torch.uint8), ['x'])
+
+
+def test_flow_eval_decodings_are_separate_rows():
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg('none', 'FlowMatchingActionHead', use_prev_action=True)
+    cfg['action_head'].update(num_samples=3, eval_decodings=dict(
+        single=dict(num_samples=1), zero_noise=dict(num_samples=1, noise_scale=0.0)))
+    model = MODELS.build(cfg).eval()
+    inputs, samples = make_batch()
+    with torch.no_grad():
+        out = model(inputs, samples, mode='predict')
+        ctx, mask = model.extract_context(inputs, samples)
+        head = model.action_head
+        zero = head.predict(ctx, mask, noise=torch.zeros(3, 8, 7))
+        single = head.predict(ctx, mask, num_samples=1)
+    rows = out[0].metainfo['pred_variants']
+    assert list(rows) == ['sampler', 'single', 'zero_noise']  # configured sampler first
+    norm = model.action_normalizer
+    for i, s in enumerate(out):
+        v = s.metainfo['pred_variants']
+        assert torch.equal(v['sampler'], s.pred_actions)  # the headline is the config's sampler
+        assert torch.allclose(v['zero_noise'], norm.denormalize(zero)[i], atol=1e-5)
+        assert torch.allclose(v['single'], norm.denormalize(single)[i], atol=1e-5)
+    assert not torch.allclose(rows['single'], rows['sampler'])
+    with pytest.raises(ValueError, match="eval_decodings\\['x'\\] has unknown keys"):
+        MODELS.build(dict(type='FlowMatchingActionHead', eval_decodings=dict(x=dict(seed=1)),
+                          expert=dict(type='ActionExpert', context_dim=8, dim=32,
+                                      num_layers=1, num_heads=4)))
+
+
+def test_vl_token_dropout_and_previous_action_on_the_queries():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg('none', use_prev_action=True,
+                                        prev_action_to_queries=True, vl_token_dropout=0.5))
+    inputs, samples = make_batch()
+    tokens, mask = model.vl_features(inputs['images'], ['a', 'b', 'c'])
+    n_vl = int(mask.sum())
+    model.train()
+    kept = []
+    for _ in range(40):
+        _, m = model.fuse(tokens, mask, inputs)
+        assert m[:, -1].all()  # the previous-action token is never dropped
+        assert (m[:, :-1] & ~mask).sum() == 0 and m[:, :-1].any(1).all()
+        kept.append(int(m[:, :-1].sum()) / n_vl)
+    assert abs(sum(kept) / len(kept) - 0.5) < 0.05
+    model.eval()
+    _, m = model.fuse(tokens, mask, inputs)
+    assert torch.equal(m[:, :-1], mask.bool())  # no dropout at inference
+    with torch.no_grad():
+        a = model(inputs, samples, mode='tensor')
+        inputs2 = dict(inputs, prev_action=inputs['prev_action'] + 1.0)
+        b = model(inputs2, samples, mode='tensor')
+        model.prev_query_embed.weight.zero_()
+        model.prev_query_embed.bias.zero_()
+        model.prev_action_embed.weight.zero_()
+        model.prev_action_embed.bias.zero_()
+        c = model(inputs2, samples, mode='tensor')
+        d = model(inputs, samples, mode='tensor')
+    assert not torch.allclose(a, b)  # the previous action conditions the chunk
+    assert torch.allclose(c, d)  # only through the two embeddings
+    with pytest.raises(ValueError, match='needs use_prev_action'):
+        MODELS.build(tiny_model_cfg('none', prev_action_to_queries=True))
+    with pytest.raises(ValueError, match='vl_token_dropout'):
+        MODELS.build(tiny_model_cfg('none', vl_token_dropout=1.0))
