@@ -1,9 +1,23 @@
-# Grounded LiDAR QA on the real nuScenes keyframes, on a CPU: tiny Qwen2 + LoRA, pillar
-# encoder + VATLiDAR trained end to end, text-only twin trained on the same batches; the
-# final table on the held-out keyframes shows the model, the text-only model and the
-# per-template answer prior.
+# Grounded LiDAR QA on the real nuScenes keyframes, on a CPU: tiny Qwen2 + LoRA (and, this
+# LLM being random, trainable norms and output head), pillar encoder + VATLiDAR trained end
+# to end, text-only twin trained on the same batches; the final table on the held-out
+# keyframes shows the model, the text-only model and the per-template answer prior.
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/lidar_llm_tiny.py',
           '../_base_/datasets/lidar_llm_nuscenes_qa.py', '../_base_/schedules/lidar_llm_iter.py']
-default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=160,
-                                     max_keep_ckpts=2, save_last=True))
+max_iters = 120
+warmup_iters = 10
+# 2 sweeps x 32 questions per batch: the pillar encoder and the VAT run once per sweep, so
+# more questions per sweep buy answer supervision at little sensor cost; questions in
+# random order within a sweep (their lengths hardly differ: little padding either way)
+train_dataloader = dict(batch_size=64,
+                        sampler=dict(batch_size=64, questions_per_sample=32,
+                                     group_by_length=False))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.02, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters, end=max_iters,
+         T_max=max_iters - warmup_iters, eta_min=1e-5),
+]
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
+                                     max_keep_ckpts=1, save_last=True))

@@ -111,6 +111,12 @@ def export_seed_layout(model, out_dir: str, tag: str = 'latest', merge_lora: boo
         llm = copy.deepcopy(model.llm)
         merged = llm.merge_and_unload() if hasattr(llm, 'merge_and_unload') else llm
         emb = merged.get_input_embeddings().weight
+        if merged.get_output_embeddings().weight is not emb:
+            # a trained output head (peft modules_to_save, tiny random LLMs) is no longer
+            # tied to the input embeddings: keep it as its own tensor in the saved model
+            merged.config.tie_word_embeddings = False
+            if hasattr(merged.config, 'get_text_config'):
+                merged.config.get_text_config().tie_word_embeddings = False
         with torch.no_grad():
             for k, i in enumerate(model.delim_ids.values()):
                 emb[i] = model.delimiter_embed[k].to(emb.dtype)

@@ -165,6 +165,20 @@ def test_sample_grouped_sampler_batches_questions_of_few_samples():
         SampleGroupedSampler(_Lens([1] * 8), batch_size=6, questions_per_sample=4)
 
 
+def test_sample_grouped_sampler_groups_by_length():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(5, 60, size=400).tolist()  # 5 samples x 80 questions
+    toks = [str(i % 5) for i in range(400)]
+    kw = dict(batch_size=8, questions_per_sample=4, seed=0)
+    grouped = list(iter(SampleGroupedSampler(_Lens(lengths), **kw)))
+    plain = list(iter(SampleGroupedSampler(_Lens(lengths), group_by_length=False, **kw)))
+    assert sorted(grouped) == sorted(plain) == list(range(400))
+    for i in range(0, 400, 8):  # still 2 groups of 4 questions of one sample each
+        batch = grouped[i:i + 8]
+        assert len({toks[j] for j in batch[:4]}) == 1 and len({toks[j] for j in batch[4:]}) == 1
+    assert _pad_fraction(grouped, lengths, 8) < 0.5 * _pad_fraction(plain, lengths, 8)
+
+
 def test_qa_metric_hand_computed(tmp_path):
     train = [dict(question='How many cars are to the front?', answer='0'),
              dict(question='How many cars are to the front?', answer='0'),

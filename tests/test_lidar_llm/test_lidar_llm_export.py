@@ -52,3 +52,38 @@ def test_export_import_round_trip(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match='missing from the seed layout'):
         os.remove(tmp_path / 'vat_lidar_latest.pt')
         import_seed_layout(dst, str(tmp_path))
+
+
+def test_export_round_trip_with_trained_norms_and_output_head(tmp_path):
+    """Tiny random LLM configs also train the RMSNorms and the output head (peft
+    modules_to_save): they travel in the adapter folder, and the merged LLM keeps the trained
+    head untied from the input embeddings."""
+    from mmengine.registry import init_default_scope
+
+    from conftest import LORA, tiny_model_cfg
+    from projects.registry import MODELS
+    init_default_scope('projects')
+    torch.manual_seed(0)
+    src = MODELS.build(tiny_model_cfg(lora=dict(LORA, modules_to_save=['norm', 'lm_head']),
+                                      text_only_baseline=False))
+    llm_trainable = [n for n, p in src.llm.named_parameters() if p.requires_grad]
+    assert {n.split('.modules_to_save')[0].rsplit('.', 1)[-1] for n in llm_trainable
+            if 'lora_' not in n} == {'input_layernorm', 'post_attention_layernorm', 'norm',
+                                     'lm_head'}
+    _randomise_trainable(src, 3)
+    export_seed_layout(src, str(tmp_path), tag='t', merge_lora=True)
+    dst = MODELS.build(tiny_model_cfg(lora=dict(LORA, modules_to_save=['norm', 'lm_head']),
+                                      text_only_baseline=False))
+    import_seed_layout(dst, str(tmp_path), tag='t')
+    a, b = src.state_dict(), dst.state_dict()
+    for n, p in src.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(a[n], b[n]), n
+    from transformers import AutoModelForCausalLM
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / 'merged_llm_t'))
+    assert not merged.config.tie_word_embeddings
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        ref = src.llm(input_ids=ids).logits
+        out = merged(input_ids=ids).logits
+    assert torch.allclose(ref, out, atol=1e-4)

@@ -3,15 +3,17 @@
 Usage::
 
     python tools/analysis_tools/benchmark_lidar_llm.py CONFIG [--iters 5] [--warmup 1]
-        [--sampler length|sample|random] [--pad-batches 200] [--cfg-options k=v ...]
+        [--pad-batches 200] [--cfg-options k=v ...]
 
 Runs ``--warmup`` + ``--iters`` optimizer steps of the config's model on its training
 dataloader and prints: training tokens/s (every non-pad position of the LLM input, sensor
 tokens included, of both the model and the text-only twin), supervised answer tokens/s,
 s/iter, peak memory (CUDA max allocated, or the process's peak RSS on CPU), and the
 padded-token fraction per batch (pad positions / all positions of the LLM input) over
-``--pad-batches`` batches for the config's sampler and for plain random batches (text only,
-no model run).
+``--pad-batches`` batches for the config's sampler, the ``LengthGroupedSampler`` and plain
+random batches (``DefaultSampler``), from the tokenised prompts (no model run). The timed
+steps use plain AdamW on the trainable parameters (the config's learning rates do not
+change the cost).
 """
 import argparse
 import os.path as osp
@@ -28,23 +30,40 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
-def pad_fraction(model, dataset, order, batch_size, n_batches):
-    """Pad fraction of the LLM inputs of consecutive batches of ``order``."""
-    fr = []
+def row_lengths(model, dataset, indices, with_sensors=True):
+    """LLM input length (prompt + sensor tokens + answer + end of turn) of each row."""
     n_sensor = 0
-    if model.vat_lidar is not None:
+    if with_sensors and model.vat_lidar is not None:
         n_sensor += model.vat_lidar.n_queries
-    if model.vat_vision is not None:
+    if with_sensors and model.vat_vision is not None:
         n_sensor += model.vat_vision.n_queries
-    for b in range(min(n_batches, len(order) // batch_size)):
-        lens = []
-        for i in order[b * batch_size:(b + 1) * batch_size]:
-            info = dataset.get_data_info(int(i))
-            ids = model.tokenizer(model.build_prompt(info['question']),
-                                  add_special_tokens=False).input_ids
-            lens.append(len(ids) + n_sensor + len(model.answer_ids(info['answer'])))
+    lens = []
+    for i in indices:
+        info = dataset.get_data_info(int(i))
+        ids = model.tokenizer(model.build_prompt(info['question'], with_sensors),
+                              add_special_tokens=False).input_ids
+        lens.append(len(ids) + n_sensor + len(model.answer_ids(info['answer'])))
+    return lens
+
+
+def pad_fraction(model, dataset, batches):
+    """Mean and max over ``batches`` of pad positions / all positions of the (left-padded)
+    LLM input of the model with sensor tokens."""
+    fr = []
+    for b in batches:
+        lens = row_lengths(model, dataset, b)
         fr.append(1.0 - sum(lens) / (max(lens) * len(lens)))
     return float(np.mean(fr)), float(np.max(fr))
+
+
+def sampler_batches(sampler_cfg, dataset, batch_size, n_batches):
+    """The first ``n_batches`` batches of a sampler built from ``sampler_cfg``."""
+    from projects.registry import DATA_SAMPLERS
+    cfg = dict(sampler_cfg, dataset=dataset)
+    if cfg['type'] in ('LengthGroupedSampler', 'SampleGroupedSampler'):
+        cfg['batch_size'] = batch_size
+    order = list(iter(DATA_SAMPLERS.build(cfg)))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)][:n_batches]
 
 
 def main(argv=None):
@@ -60,7 +79,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'projects'))
     import projects.lidar_llm  # noqa: F401
-    from projects.registry import DATA_SAMPLERS, DATASETS, MODELS
+    from projects.registry import DATASETS, MODELS
     dl = cfg.train_dataloader
     dataset = DATASETS.build(dl.dataset)
     model = MODELS.build(cfg.model)
@@ -68,56 +87,52 @@ def main(argv=None):
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model.to(device).train()
     bs = dl.batch_size
-    sampler_cfg = dict(dl.sampler)
-    sampler_cfg.setdefault('dataset', dataset)
-    if 'batch_size' in sampler_cfg or sampler_cfg['type'] in ('LengthGroupedSampler',
-                                                               'SampleGroupedSampler'):
-        sampler_cfg.setdefault('batch_size', bs)
-    sampler = DATA_SAMPLERS.build(sampler_cfg)
-    order = list(iter(sampler))
-    mean_pad, max_pad = pad_fraction(model, dataset, order, bs, args.pad_batches)
-    rnd = np.random.default_rng(0).permutation(len(dataset))
-    rmean, rmax = pad_fraction(model, dataset, rnd, bs, args.pad_batches)
+    samplers = [dict(dl.sampler)]
+    for extra in (dict(type='LengthGroupedSampler', shuffle=True, seed=0),
+                  dict(type='DefaultSampler', shuffle=True, seed=0)):
+        if extra['type'] != samplers[0]['type']:
+            samplers.append(extra)
+    pads = [(s['type'], pad_fraction(model, dataset, sampler_batches(
+        s, dataset, bs, args.pad_batches))) for s in samplers]
+    train_batches = sampler_batches(samplers[0], dataset, bs, args.warmup + args.iters)
+    if len(train_batches) < args.warmup + args.iters:
+        raise ValueError(f'{args.config}: the training set has only {len(train_batches)} '
+                         f'batches of {bs}; lower --iters / --warmup')
+    # tokens of the timed steps, from the same prompts the model builds (counted up front)
+    timed = train_batches[args.warmup:]
+    tokens = sum(sum(row_lengths(model, dataset, b)) for b in timed)
+    if model.llm_text_only is not None:
+        tokens += sum(sum(row_lengths(model, dataset, b, False)) for b in timed)
+    answers = sum(len(model.answer_ids(dataset.get_data_info(int(i))['answer']))
+                  for b in timed for i in b) * (2 if model.llm_text_only is not None else 1)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    tokens = answers = 0
     t0 = None
-    for it in range(args.warmup + args.iters):
+    for it, b in enumerate(train_batches):
         if it == args.warmup:
             if device == 'cuda':
                 torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.time()
-            tokens = answers = 0
-        batch = pseudo_collate([dataset[int(i)] for i in order[it * bs:(it + 1) * bs]])
-        data = model.data_preprocessor(batch, True)
-        losses = model(data['inputs'], data['data_samples'], mode='loss')
-        loss = sum(losses.values())
+        data = model.data_preprocessor(pseudo_collate([dataset[int(i)] for i in b]), True)
+        loss = sum(model(data['inputs'], data['data_samples'], mode='loss').values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-        for llm, with_s in ((model.llm, True), (model.llm_text_only, False)):
-            if llm is None:
-                continue
-            sensors = {} if not with_s else {k: v.detach() for k, v in
-                                             model.sensor_tokens(data['inputs']).items()}
-            _, mask, labels = model._embed_batch(
-                llm, [model.build_prompt(s.question, with_s) for s in data['data_samples']],
-                sensors, [s.answer for s in data['data_samples']])
-            tokens += int(mask.sum())
-            answers += int((labels != -100).sum())
     if device == 'cuda':
         torch.cuda.synchronize()
     dt = time.time() - t0
     peak = (torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     print(f'config: {args.config}  device: {device}  batch: {bs}  timed iterations: '
-          f'{args.iters}')
-    print(f'training tokens/s (LLM inputs, both models): {tokens / dt:.1f}  '
-          f'supervised answer tokens/s: {answers / dt:.1f}  s/iter: {dt / args.iters:.2f}')
+          f'{args.iters} (after {args.warmup} warm-up)  threads: {torch.get_num_threads()}')
+    print(f'training tokens/s (LLM inputs, sensor tokens included, both models): '
+          f'{tokens / dt:.1f}  supervised answer tokens/s: {answers / dt:.1f}  '
+          f's/iter: {dt / args.iters:.2f}')
     print(f'peak memory: {peak:.2f} GiB ({"CUDA allocated" if device == "cuda" else "RSS"})')
-    print(f'padded-token fraction per batch ({sampler_cfg["type"]}, {args.pad_batches} '
-          f'batches): mean {100 * mean_pad:.1f} %, max {100 * max_pad:.1f} %')
-    print(f'padded-token fraction per batch (random batches): mean {100 * rmean:.1f} %, '
-          f'max {100 * rmax:.1f} %')
+    for name, (mean, mx) in pads:
+        tag = ' (config)' if name == samplers[0]['type'] else ''
+        print(f'padded-token fraction per batch, {name}{tag}: mean {100 * mean:.1f} %, '
+              f'max {100 * mx:.1f} % ({args.pad_batches} batches at most)')
 
 
 if __name__ == '__main__':

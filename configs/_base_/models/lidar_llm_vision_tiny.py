@@ -11,9 +11,16 @@ model = dict(
                          max_position_embeddings=1024, tie_word_embeddings=True,
                          rope_theta=10000.0),
              embedding_std=0.15),
+    # LoRA on every linear layer; because this LLM is *randomly initialised* (no pretrained
+    # knowledge to preserve), its RMSNorm weights and its output head are trained too (peft
+    # modules_to_save: trainable copies, saved in the adapter folder; the output head is
+    # untied from the frozen input embeddings). A frozen random head bounds what LoRA can
+    # learn (the answer-token distribution); a pretrained LLM (qwen2.5_0.5b_lora_*) keeps
+    # LoRA only.
     lora=dict(r=16, lora_alpha=32, lora_dropout=0.0,
               target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
-                              'down_proj']),
+                              'down_proj'],
+              modules_to_save=['norm', 'lm_head']),
     camera_encoder=dict(type='CameraEncoder', out_dim=128,
                         backbone=dict(type='mmdet.ResNet', depth=18, base_channels=16,
                                       out_indices=(3, ), norm_eval=False,

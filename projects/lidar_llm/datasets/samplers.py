@@ -1,6 +1,6 @@
 """Length-grouped batch order: batches of similar length, so little padding."""
 import math
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
@@ -11,8 +11,52 @@ from projects.registry import DATA_SAMPLERS
 __all__ = ['LengthGroupedSampler', 'SampleGroupedSampler']
 
 
+class _RankBatchSampler(Sampler):
+    """Shared part of the batch-order samplers: per-epoch seeding, padding of the batch list
+    to a multiple of the world size and the rank's share (every ``world_size``-th batch, so
+    a global step sees batches built together). Subclasses define ``_batch_list(rng)``."""
+
+    def __init__(self, batch_size: int, shuffle: bool, seed: Optional[int]):
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.rank, self.world_size = get_dist_info()
+        self.seed = sync_random_seed() if seed is None else seed
+        self.epoch = 0
+
+    def _batches(self) -> List[np.ndarray]:
+        batches = self._batch_list(np.random.default_rng(self.seed + self.epoch))
+        total = math.ceil(len(batches) / self.world_size) * self.world_size
+        batches += batches[:total - len(batches)]
+        return batches[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        for b in self._batches():
+            yield from b.tolist()
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._batches())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+def _length_sorted_batches(items: List[np.ndarray], item_len: np.ndarray, per_batch: int,
+                           mega: int, rng, shuffle: bool) -> List[np.ndarray]:
+    """Cut ``items`` (index arrays, already in random order) into mega-batches of ``mega``
+    items, sort each mega-batch by ``item_len`` (descending), cut it into batches of
+    ``per_batch`` items (concatenated) and shuffle the batch order."""
+    batches = []
+    for s in range(0, len(items), mega):
+        chunk = list(range(s, min(s + mega, len(items))))
+        chunk.sort(key=lambda j: -item_len[j])
+        batches += [np.concatenate([items[j] for j in chunk[i:i + per_batch]])
+                    for i in range(0, len(chunk), per_batch)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 @DATA_SAMPLERS.register_module()
-class LengthGroupedSampler(Sampler):
+class LengthGroupedSampler(_RankBatchSampler):
     """Shuffle, cut into mega-batches of ``batch_size * mega_batch_mult`` samples, sort each
     mega-batch by length (descending), cut it into batches and shuffle the batch order
     (the scheme of HF ``LengthGroupedSampler``). DDP-aware: every rank takes every
@@ -30,59 +74,41 @@ class LengthGroupedSampler(Sampler):
                  shuffle: bool = True, seed: Optional[int] = None):
         if not hasattr(dataset, 'get_lengths'):
             raise TypeError(f'{type(dataset).__name__} has no get_lengths()')
+        super().__init__(batch_size, shuffle, seed)
         self.lengths = np.asarray(dataset.get_lengths())
-        self.batch_size, self.mult, self.shuffle = batch_size, mega_batch_mult, shuffle
-        self.rank, self.world_size = get_dist_info()
-        self.seed = sync_random_seed() if seed is None else seed
-        self.epoch = 0
-        n_batches = math.ceil(len(self.lengths) / batch_size)
-        self.num_samples = math.ceil(n_batches / self.world_size) * batch_size
+        self.mult = mega_batch_mult
 
-    def _batches(self):
-        rng = np.random.default_rng(self.seed + self.epoch)
+    def _batch_list(self, rng) -> List[np.ndarray]:
         n = len(self.lengths)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        mega = self.batch_size * self.mult
-        batches = []
-        for s in range(0, n, mega):
-            chunk = order[s:s + mega]
-            chunk = chunk[np.argsort(-self.lengths[chunk], kind='stable')]
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk),
-                                                                    self.batch_size)]
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        # pad the batch list so that every rank gets the same number of batches
-        total = math.ceil(len(batches) / self.world_size) * self.world_size
-        batches += batches[:total - len(batches)]
-        return batches[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[int]:
-        for b in self._batches():
-            yield from b.tolist()
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._batches())
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        return _length_sorted_batches([order[i:i + 1] for i in range(n)], self.lengths[order],
+                                      self.batch_size, self.batch_size * self.mult, rng,
+                                      self.shuffle)
 
 
 @DATA_SAMPLERS.register_module()
-class SampleGroupedSampler(Sampler):
+class SampleGroupedSampler(_RankBatchSampler):
     """Batches made of ``questions_per_sample`` questions about each of a few samples.
 
     The sensor encoders (pillar encoder, VATs) run once per distinct ``sample_token`` of a
     batch (:class:`LidarLLM` de-duplicates them), so grouping several questions of one
     sample into a batch divides the sensor cost by up to ``questions_per_sample`` at the
     same number of supervised answers. Every epoch: the rows of each sample are shuffled and
-    cut into groups of ``questions_per_sample``; the groups are shuffled and concatenated.
+    cut into groups of ``questions_per_sample``; the groups are shuffled and concatenated
+    into batches. With ``group_by_length`` (default) the rows of a sample are sorted by
+    length before they are cut, and the groups of each mega-batch
+    (``mega_batch_mult`` batches) are sorted by their longest row before they are put
+    together, so a batch holds questions / answers of similar length (little padding).
     DDP-aware (each rank takes every ``world_size``-th batch).
 
     Args:
-        dataset: a :class:`MixedNuDataset` (rows with ``sample_token``).
+        dataset: a :class:`MixedNuDataset` (rows with ``sample_token``; ``get_lengths()``
+            with ``group_by_length``).
         batch_size (int): per-rank batch size; must be a multiple of ``questions_per_sample``.
         questions_per_sample (int): Defaults to 4.
         shuffle (bool): Defaults to True.
+        group_by_length (bool): see above. Defaults to True.
+        mega_batch_mult (int): batches per length-sorted mega-batch. Defaults to 50.
         seed (int, optional): shared random seed.
 
     Raises:
@@ -90,42 +116,35 @@ class SampleGroupedSampler(Sampler):
     """
 
     def __init__(self, dataset, batch_size: int, questions_per_sample: int = 4,
-                 shuffle: bool = True, seed: Optional[int] = None):
+                 shuffle: bool = True, group_by_length: bool = True,
+                 mega_batch_mult: int = 50, seed: Optional[int] = None):
         if batch_size % questions_per_sample:
             raise ValueError(f'SampleGroupedSampler: batch_size={batch_size} must be a '
                              f'multiple of questions_per_sample={questions_per_sample}')
+        super().__init__(batch_size, shuffle, seed)
         groups = {}
         for i in range(len(dataset)):
             groups.setdefault(dataset.get_data_info(i)['sample_token'], []).append(i)
         self.groups = list(groups.values())
         self.n = len(dataset)
-        self.batch_size, self.k, self.shuffle = batch_size, questions_per_sample, shuffle
-        self.rank, self.world_size = get_dist_info()
-        self.seed = sync_random_seed() if seed is None else seed
-        self.epoch = 0
+        self.k, self.mult = questions_per_sample, mega_batch_mult
+        self.lengths = np.asarray(dataset.get_lengths()) if group_by_length else None
 
-    def _batches(self):
-        rng = np.random.default_rng(self.seed + self.epoch)
+    def _batch_list(self, rng) -> List[np.ndarray]:
         pieces = []
         for g in self.groups:
             g = np.asarray(g)
             if self.shuffle:
                 g = rng.permutation(g)
+            if self.lengths is not None:
+                g = g[np.argsort(-self.lengths[g], kind='stable')]
             pieces += [g[i:i + self.k] for i in range(0, len(g), self.k)]
         if self.shuffle:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]
+        per_batch = self.batch_size // self.k
+        if self.lengths is not None:
+            longest = np.array([self.lengths[p].max() for p in pieces])
+            return _length_sorted_batches(pieces, longest, per_batch, per_batch * self.mult,
+                                          rng, self.shuffle)
         order = np.concatenate(pieces) if pieces else np.zeros(0, int)
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        total = math.ceil(len(batches) / self.world_size) * self.world_size
-        batches += batches[:total - len(batches)]
-        return batches[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[int]:
-        for b in self._batches():
-            yield from b.tolist()
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._batches())
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
