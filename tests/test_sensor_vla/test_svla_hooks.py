@@ -47,7 +47,8 @@ def _run(work_dir, max_iters, hooks, resume_from=None):
         log_processor=dict(by_epoch=False),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=hooks + [dict(type='CheckpointCompatHook')], resume=resume_from is not None, load_from=resume_from,
+        custom_hooks=hooks + [dict(type='CheckpointCompatHook')],
+        resume=resume_from is not None, load_from=resume_from,
         default_scope='projects', experiment_name=f'run{max_iters}')
     runner.train()
     return runner
@@ -59,8 +60,7 @@ def test_lr_rewarms_after_resume_against_hand_computed_values(tmp_path):
     # the bias group has 0.5x.
     sched = [0.05, 0.1 * (0.5 + 0.5 / 3), 0.1 * (0.5 + 1 / 3), 0.1, 0.1, 0.1, 0.1, 0.1]
     rec1 = _LRRecorder()
-    _run(tmp_path, 3, [rec1, dict(type='ResumeLRWarmupHook', warmup_iters=2,
-                                   start_factor=0.1)])
+    _run(tmp_path, 3, [rec1, dict(type='ResumeLRWarmupHook', warmup_iters=2, start_factor=0.1)])
     # a run from iteration 0 is not re-warmed
     for i in range(3):
         assert rec1.lrs[i] == pytest.approx([sched[i], 0.5 * sched[i]])
