@@ -20,7 +20,18 @@ model = dict(
         # Training-episode statistics (BridgeVideoDataset split='train').
         action_mean=[0.0020, -0.0011, -0.0038, -0.0104, -0.0049, -0.0085, 0.8181],
         action_std=[0.0049, 0.0055, 0.0075, 0.0374, 0.0288, 0.0404, 0.3803]),
-    dynamics=dict(action_dim=7))
+    dynamics=dict(action_dim=7),
+    # Prediction loss: MSE plus an SSIM term (Zhao et al. 2017 mix, alpha = 0.3; see
+    # HorizonWeightedPredictionLoss). MSE alone blurs the moving arm into the prediction
+    # (PSNR above copy-last, SSIM below it).
+    head=dict(losses=[
+        dict(type='ReconstructionLoss', loss_weight=1.0),
+        dict(type='HorizonWeightedPredictionLoss', loss_weight=1.0, kind='mse',
+             ssim_weight=0.3, horizon_weighting='linear'),
+        dict(type='PerceptualLoss', loss_weight=0.1, vgg_checkpoint=None),
+        dict(type='LatentRegularizationLoss', loss_weight=0.01),
+        dict(type='LatentConsistencyLoss', loss_weight=0.1),
+    ]))
 train_dataloader = dict(batch_size=4)
 max_iters = 400
 warmup_iters = 20
