@@ -84,7 +84,7 @@ def test_find_lr_and_benchmark_tools_on_real_frames(tmp_path):
     """Both tools through their command lines on the nuScenes CAM_FRONT config (1 clip)."""
     out = tmp_path / 'flr' / 'find_lr.png'
     log = run_tool(['python', 'tools/analysis_tools/find_lr.py', NUSC, '--iters', '4',
-                    '--start-lr', '1e-5', '--end-lr', '1e-1', '--skip-start', '0',
+                    '--start-lr', '1e-5', '--end-lr', '1e-2', '--skip-start', '0',
                     '--out', str(out), '--cfg-options'] + NUSC_SMALL, env=tool_env('1'))
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     curve = json.loads(out.with_suffix('.json').read_text())
