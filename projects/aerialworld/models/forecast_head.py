@@ -74,13 +74,13 @@ class OccForecastHead(BaseModule):
         pose_mode (str): ``'planar4'`` or ``'6dof'`` (:class:`PoseCodec`). Defaults to
             ``'planar4'``.
         checkpoint_losses (bool | int): Compute every occupancy loss under activation
-            checkpointing (``torch.utils.checkpoint``): its intermediates (softmax, log-softmax
-            and per-voxel weights, each the size of the logits, 542 MB for 4 frames of
-            200 x 200 x 121 x 7) are not kept from the forward pass but recomputed in the
-            backward pass one loss at a time, so at most one loss's intermediates exist at
-            once. Same values and gradients; costs one more forward pass of the losses. An int
-            turns it on for logits of at least that many elements. Defaults to ``2 ** 26``
-            (on for full aerial grids, off for small ones such as test_local's).
+            checkpointing (``torch.utils.checkpoint``): its intermediates are recomputed in the
+            backward pass one loss at a time instead of being kept. An int turns it on for
+            logits of at least that many elements. Defaults to False: the occupancy and token
+            losses of :mod:`projects.common.losses` already reduce large batches in
+            checkpointed chunks of samples (``max_chunk_elements``), which bounds their memory
+            further (one chunk's intermediates at a time, 4x less for 4 full-grid frames);
+            turn it on for other losses on full aerial grids.
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -95,7 +95,7 @@ class OccForecastHead(BaseModule):
                  free_label: int,
                  pose_mode: str = 'planar4',
                  pose_losses: Optional[Sequence[dict]] = None,
-                 checkpoint_losses: Union[bool, int] = 2**26,
+                 checkpoint_losses: Union[bool, int] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.checkpoint_losses = checkpoint_losses

@@ -5,6 +5,14 @@ and integer labels ``(N, *spatial)`` (any integer dtype, ``uint8`` included). Th
 class (empty space) is ``free_label`` (``-1`` means the last class ``C - 1``, the PLATEAU /
 OccWorld convention); voxels labelled ``ignore_index`` are excluded from every loss.
 
+Memory: the per-voxel intermediates of a loss (softmax, log-softmax, weights) are each as large
+as the logits (135 MB per frame of a 200 x 200 x 121 x 7 grid). The focal, binary Dice and
+mean-matching losses (and :class:`~projects.common.losses.TokenCrossEntropyLoss`) therefore
+reduce large batches in chunks of samples (``max_chunk_elements`` logits each, see
+:func:`per_sample_terms`), each chunk under activation checkpointing, so only one chunk's
+intermediates exist at a time. Values and gradients are the same as in one pass (up to float
+summation order).
+
 Sources:
     * Focal loss: T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
       Object Detection", ICCV 2017, Eq. (5): ``FL(p_t) = -alpha_t (1 - p_t)^gamma log(p_t)``.
@@ -22,8 +30,12 @@ from typing import Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from projects.registry import MODELS
+
+#: Default ``max_chunk_elements`` of the chunked losses (2 ** 25 logits, 128 MiB in float32).
+MAX_CHUNK_ELEMENTS = 2**25
 
 
 def _check_inputs(pred: torch.Tensor, target: torch.Tensor, name: str) -> None:
@@ -65,6 +77,38 @@ def _resolve_free_label(free_label: int, num_classes: int, name: str) -> int:
         raise ValueError(f'{name}: free_label={free_label} is out of range for '
                          f'{num_classes} classes')
     return free
+
+
+def per_sample_terms(fn, pred: torch.Tensor, target: torch.Tensor,
+                     max_chunk_elements: int = MAX_CHUNK_ELEMENTS) -> torch.Tensor:
+    """``fn(pred, target)`` evaluated over chunks of the batch and concatenated.
+
+    ``fn`` maps a chunk of ``n`` samples to per-sample terms ``(n, ...)`` (e.g. per-sample
+    sums), so concatenating the chunks' results gives exactly ``fn`` of the whole batch. When
+    ``pred`` has more than ``max_chunk_elements`` elements and gradients flow, every chunk
+    (of as many samples as fit, at least one) runs under ``torch.utils.checkpoint``: its
+    intermediates are recomputed in the backward pass instead of being kept, so at most one
+    chunk's intermediates exist at a time.
+
+    Args:
+        fn (Callable): ``(pred (n, C, ...), target (n, ...)) -> Tensor (n, ...)``.
+        pred (torch.Tensor): Logits ``(N, C, *spatial)``.
+        target (torch.Tensor): Labels ``(N, *spatial)``.
+        max_chunk_elements (int): Logit elements per chunk; ``<= 0`` disables chunking.
+
+    Returns:
+        torch.Tensor: ``(N, ...)``, the per-sample terms of the whole batch.
+    """
+    n = pred.shape[0]
+    if max_chunk_elements <= 0 or pred.numel() <= max_chunk_elements or n == 1:
+        return fn(pred, target)
+    step = max(1, max_chunk_elements // max(1, pred[0].numel()))
+    use_cp = torch.is_grad_enabled() and pred.requires_grad
+    outs = []
+    for i in range(0, n, step):
+        p, t = pred[i:i + step], target[i:i + step]
+        outs.append(checkpoint(fn, p, t, use_reentrant=False) if use_cp else fn(p, t))
+    return torch.cat(outs)
 
 
 def _occupancy_prob(pred: torch.Tensor, target: torch.Tensor, free: int,
@@ -121,6 +165,9 @@ class OccupancyFocalLoss(nn.Module):
         ignore_index (int): Label excluded from the loss. Defaults to 255.
         adaptive_range (tuple[float, float]): Clamp range of the adaptive alpha.
             Defaults to (0.5, 0.999).
+        max_chunk_elements (int): Batches with more logits than this are reduced in
+            checkpointed chunks of samples (see :func:`per_sample_terms`); same value, less
+            memory. ``<= 0`` disables it. Defaults to :data:`MAX_CHUNK_ELEMENTS`.
 
     Raises:
         ValueError: On an invalid ``alpha``, ``gamma`` or ``adaptive_range``.
@@ -132,7 +179,8 @@ class OccupancyFocalLoss(nn.Module):
                  free_label: int = -1,
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
-                 adaptive_range: Tuple[float, float] = (0.5, 0.999)) -> None:
+                 adaptive_range: Tuple[float, float] = (0.5, 0.999),
+                 max_chunk_elements: int = MAX_CHUNK_ELEMENTS) -> None:
         super().__init__()
         if isinstance(alpha, str):
             if alpha != 'adaptive':
@@ -152,6 +200,7 @@ class OccupancyFocalLoss(nn.Module):
         self.loss_weight = float(loss_weight)
         self.ignore_index = int(ignore_index)
         self.adaptive_range = (float(lo), float(hi))
+        self.max_chunk_elements = int(max_chunk_elements)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Compute the focal loss.
@@ -168,25 +217,28 @@ class OccupancyFocalLoss(nn.Module):
         """
         _check_inputs(pred, target, 'OccupancyFocalLoss')
         free = _resolve_free_label(self.free_label, pred.shape[1], 'OccupancyFocalLoss')
-        target = target.long()
-        valid = target != self.ignore_index
-        safe_target = torch.where(valid, target, torch.zeros_like(target))
-        log_pt = F.log_softmax(pred, dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
-        pt = log_pt.exp()
-        is_free = safe_target == free
         if self.alpha == 'adaptive':
             with torch.no_grad():
+                valid = target != self.ignore_index
                 n_valid = valid.sum().clamp(min=1)
-                alpha = ((is_free & valid).sum().float() / n_valid).clamp(
+                alpha = (((target == free) & valid).sum().float() / n_valid).clamp(
                     *self.adaptive_range).item()
         else:
             alpha = float(self.alpha)
-        w = torch.where(is_free, torch.full_like(pt, 1.0 - alpha),
-                        torch.full_like(pt, alpha))
-        loss = -w * (1.0 - pt).clamp(min=0).pow(self.gamma) * log_pt
-        validf = valid.to(loss.dtype)
-        loss = (loss * validf).sum() / validf.sum().clamp(min=1.0)
-        return self.loss_weight * loss
+
+        def sums(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            """Per-sample ``[sum of the weighted focal terms, valid voxels]`` ``(n, 2)``."""
+            t = t.long()
+            valid = t != self.ignore_index
+            safe = torch.where(valid, t, torch.zeros_like(t))
+            log_pt = F.log_softmax(p, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+            w = torch.where(safe == free, 1.0 - alpha, alpha).to(log_pt.dtype)
+            loss = -w * (1.0 - log_pt.exp()).clamp(min=0).pow(self.gamma) * log_pt
+            validf = valid.to(loss.dtype)
+            return torch.stack([(loss * validf).flatten(1).sum(1), validf.flatten(1).sum(1)], 1)
+
+        total = per_sample_terms(sums, pred, target, self.max_chunk_elements).sum(0)
+        return self.loss_weight * total[0] / total[1].clamp(min=1.0)
 
 
 @MODELS.register_module()
@@ -211,6 +263,9 @@ class OccupancyDiceLoss(nn.Module):
         smooth (float): Additive smoothing (> 0 keeps empty volumes finite). Defaults to 1.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         ignore_index (int): Label excluded from the loss. Defaults to 255.
+        max_chunk_elements (int): Batches with more logits than this are reduced in
+            checkpointed chunks of samples (see :func:`per_sample_terms`); same value, less
+            memory. ``<= 0`` disables it. Defaults to :data:`MAX_CHUNK_ELEMENTS`.
 
     Raises:
         ValueError: If ``smooth`` is negative.
@@ -221,12 +276,14 @@ class OccupancyDiceLoss(nn.Module):
                  per_class: bool = False,
                  smooth: float = 1.0,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 max_chunk_elements: int = MAX_CHUNK_ELEMENTS) -> None:
         super().__init__()
         if smooth < 0:
             raise ValueError(f'OccupancyDiceLoss: smooth must be >= 0, got {smooth}')
         self.free_label = int(free_label)
         self.per_class = bool(per_class)
+        self.max_chunk_elements = int(max_chunk_elements)
         self.smooth = float(smooth)
         self.loss_weight = float(loss_weight)
         self.ignore_index = int(ignore_index)
@@ -248,9 +305,13 @@ class OccupancyDiceLoss(nn.Module):
         num_classes = pred.shape[1]
         free = _resolve_free_label(self.free_label, num_classes, 'OccupancyDiceLoss')
         if not self.per_class:
-            p, g, _ = _occupancy_prob(pred, target, free, self.ignore_index)
-            inter = (p * g).sum(dim=1)
-            dice = (2.0 * inter + self.smooth) / (p.sum(dim=1) + g.sum(dim=1) + self.smooth)
+            def per_sample(pr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                """Per-sample soft Dice ``(n,)``."""
+                p, g, _ = _occupancy_prob(pr, t, free, self.ignore_index)
+                inter = (p * g).sum(dim=1)
+                return (2.0 * inter + self.smooth) / (p.sum(dim=1) + g.sum(dim=1) + self.smooth)
+
+            dice = per_sample_terms(per_sample, pred, target, self.max_chunk_elements)
             return self.loss_weight * (1.0 - dice).mean()
         target = target.long()
         valid = (target != self.ignore_index).to(pred.dtype)
@@ -290,16 +351,21 @@ class MeanMatchingLoss(nn.Module):
         free_label (int): Free class index; negative counts from the last class.
             Defaults to -1.
         ignore_index (int): Label excluded from the loss. Defaults to 255.
+        max_chunk_elements (int): Batches with more logits than this are reduced in
+            checkpointed chunks of samples (see :func:`per_sample_terms`); same value, less
+            memory. ``<= 0`` disables it. Defaults to :data:`MAX_CHUNK_ELEMENTS`.
     """
 
     def __init__(self,
                  loss_weight: float = 10.0,
                  free_label: int = -1,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 max_chunk_elements: int = MAX_CHUNK_ELEMENTS) -> None:
         super().__init__()
         self.loss_weight = float(loss_weight)
         self.free_label = int(free_label)
         self.ignore_index = int(ignore_index)
+        self.max_chunk_elements = int(max_chunk_elements)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Compute the mean-matching loss.
@@ -316,7 +382,12 @@ class MeanMatchingLoss(nn.Module):
         """
         _check_inputs(pred, target, 'MeanMatchingLoss')
         free = _resolve_free_label(self.free_label, pred.shape[1], 'MeanMatchingLoss')
-        p, g, valid = _occupancy_prob(pred, target, free, self.ignore_index)
-        n_valid = valid.sum(dim=1).clamp(min=1.0)
-        diff = p.sum(dim=1) / n_valid - g.sum(dim=1) / n_valid
+
+        def per_sample(pr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            """Per-sample gap of the occupied fractions ``(n,)``."""
+            p, g, valid = _occupancy_prob(pr, t, free, self.ignore_index)
+            n_valid = valid.sum(dim=1).clamp(min=1.0)
+            return p.sum(dim=1) / n_valid - g.sum(dim=1) / n_valid
+
+        diff = per_sample_terms(per_sample, pred, target, self.max_chunk_elements)
         return self.loss_weight * diff.pow(2).mean()

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from projects.registry import MODELS
+from .occupancy_losses import MAX_CHUNK_ELEMENTS, per_sample_terms
 
 
 @MODELS.register_module()
@@ -26,6 +27,10 @@ class TokenCrossEntropyLoss(nn.Module):
         label_smoothing (float): Label smoothing in ``[0, 1)``. Defaults to 0.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         ignore_index (int): Target value excluded from the loss. Defaults to -100.
+        max_chunk_elements (int): Batches with more logits than this (e.g. the tokenizer's
+            per-voxel reconstruction logits of full aerial grids) are reduced in checkpointed
+            chunks of samples (:func:`~projects.common.losses.occupancy_losses.per_sample_terms`):
+            same value, less memory. ``<= 0`` disables it. Defaults to ``2 ** 25``.
 
     Raises:
         ValueError: If ``label_smoothing`` is outside ``[0, 1)``.
@@ -34,7 +39,8 @@ class TokenCrossEntropyLoss(nn.Module):
     def __init__(self,
                  label_smoothing: float = 0.0,
                  loss_weight: float = 1.0,
-                 ignore_index: int = -100) -> None:
+                 ignore_index: int = -100,
+                 max_chunk_elements: int = MAX_CHUNK_ELEMENTS) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f'TokenCrossEntropyLoss: label_smoothing must be in [0, 1), '
@@ -42,6 +48,7 @@ class TokenCrossEntropyLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.loss_weight = float(loss_weight)
         self.ignore_index = int(ignore_index)
+        self.max_chunk_elements = int(max_chunk_elements)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Compute the token cross-entropy.
@@ -59,9 +66,22 @@ class TokenCrossEntropyLoss(nn.Module):
         if target.shape != logits.shape[:1] + logits.shape[2:]:
             raise ValueError(f'TokenCrossEntropyLoss: target shape {tuple(target.shape)} '
                              f'does not match logits {tuple(logits.shape)}')
-        loss = F.cross_entropy(logits, target.long(), ignore_index=self.ignore_index,
-                               label_smoothing=self.label_smoothing)
-        return self.loss_weight * loss
+        if logits.numel() <= self.max_chunk_elements or self.max_chunk_elements <= 0:
+            loss = F.cross_entropy(logits, target.long(), ignore_index=self.ignore_index,
+                                   label_smoothing=self.label_smoothing)
+            return self.loss_weight * loss
+
+        def sums(lg: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            """Per-sample ``[summed cross-entropy, counted positions]`` ``(n, 2)``."""
+            t = t.long()
+            ce = F.cross_entropy(lg, t, ignore_index=self.ignore_index,
+                                 label_smoothing=self.label_smoothing, reduction='none')
+            count = (t != self.ignore_index).to(ce.dtype)
+            return torch.stack([ce.flatten(1).sum(1), count.flatten(1).sum(1)], 1)
+
+        # mean over the counted positions, as F.cross_entropy's 'mean' reduction
+        total = per_sample_terms(sums, logits, target, self.max_chunk_elements).sum(0)
+        return self.loss_weight * total[0] / total[1]
 
 
 @MODELS.register_module()
