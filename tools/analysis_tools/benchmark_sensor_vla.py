@@ -12,11 +12,14 @@ Example:
 import argparse
 import json
 import os
+import os.path as osp
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
 
 
 def run_mode(config: str, mode: str, iters: int, warmup: int, batch_size: int) -> dict:

@@ -14,12 +14,15 @@ Example:
 import argparse
 import json
 import os.path as osp
+import sys
 
 import numpy as np
 
-from projects.common.utils.io import save_json_atomic
-from projects.sensor_vla.action_norm import compute_action_stats
-from projects.sensor_vla.episodes import EPISODE_DIR
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+from projects.common.utils.io import save_json_atomic  # noqa: E402
+from projects.sensor_vla.action_norm import compute_action_stats  # noqa: E402
+from projects.sensor_vla.episodes import EPISODE_DIR  # noqa: E402
 
 
 def load_index_actions(index_path: str):

@@ -12,12 +12,17 @@ Example:
         --out-dir data/sensor_vla/bridge
 """
 import argparse
+import os.path as osp
+import sys
 import time
 
 import numpy as np
 
-from projects.common.utils.rlds import episode_key, read_bridge_split
-from projects.sensor_vla.episodes import prepare_output_dir, write_episode, write_index
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+from projects.common.utils.rlds import episode_key, read_bridge_split  # noqa: E402
+from projects.sensor_vla.episodes import (prepare_output_dir, write_episode,  # noqa: E402
+                                          write_index)
 
 VIEWS = ('image_0', 'image_1', 'image_2', 'image_3')
 

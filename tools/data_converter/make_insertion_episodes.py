@@ -14,13 +14,17 @@ Example:
 import argparse
 import glob
 import os.path as osp
+import sys
 import time
 
 import numpy as np
 
-from projects.sensor_vla.episodes import prepare_output_dir, write_episode, write_index
-from projects.sensor_vla.force_torque import uci_force_trace
-from projects.sensor_vla.synthetic import generate_episode, load_force_trace
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+from projects.sensor_vla.episodes import (prepare_output_dir, write_episode,  # noqa: E402
+                                          write_index)
+from projects.sensor_vla.force_torque import uci_force_trace  # noqa: E402
+from projects.sensor_vla.synthetic import generate_episode, load_force_trace  # noqa: E402
 
 FORCE_SOURCES = {
     'screw_driving': ('data/force_torque/screw_driving/sensor_data.csv',

@@ -11,13 +11,17 @@ Example:
 """
 import argparse
 import os
+import os.path as osp
+import sys
 import time
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
-from projects.registry import DATASETS, MODELS
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+from projects.registry import DATASETS, MODELS  # noqa: E402
 
 
 def build_policy(cfg):

@@ -8,12 +8,15 @@ Example:
 import argparse
 import json
 import os.path as osp
+import sys
 
 import numpy as np
 
-from projects.sensor_vla.episodes import EPISODE_DIR
-from projects.sensor_vla.inference import VLAPolicy
-from projects.sensor_vla.transforms import LoadVLAStep
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
+
+from projects.sensor_vla.episodes import EPISODE_DIR  # noqa: E402
+from projects.sensor_vla.inference import VLAPolicy  # noqa: E402
+from projects.sensor_vla.transforms import LoadVLAStep  # noqa: E402
 
 
 def main():
