@@ -10,7 +10,7 @@ import torch
 
 import projects  # noqa: F401
 from mmengine.registry import init_default_scope
-from projects.sensor_vla.action_norm import ActionNormalizer, compute_action_stats
+from projects.sensor_vla.models.action_norm import ActionNormalizer, compute_action_stats
 from projects.sensor_vla.cache import VLFeatureCache, vl_cache_key
 from projects.sensor_vla.datasets import (BalancedSensorSampler, IntegratedDataset,
                                           balanced_repeat_factor)

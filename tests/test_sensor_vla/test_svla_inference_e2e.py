@@ -9,7 +9,7 @@ import torch
 
 import projects  # noqa: F401
 from projects.common.utils.io import save_json_atomic
-from projects.sensor_vla.action_norm import compute_action_stats
+from projects.sensor_vla.models.action_norm import compute_action_stats
 from projects.sensor_vla.inference import TemporalEnsembler, VLAPolicy
 from tool_runner import run_tool
 

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # repo root
 
 from projects.common.utils.io import save_json_atomic  # noqa: E402
-from projects.sensor_vla.action_norm import compute_action_stats  # noqa: E402
+from projects.sensor_vla.models.action_norm import compute_action_stats  # noqa: E402
 from projects.sensor_vla.episodes import EPISODE_DIR  # noqa: E402
 
 

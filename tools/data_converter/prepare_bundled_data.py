@@ -86,7 +86,7 @@ SENSOR_VLA_DATASETS = {
 SENSOR_VLA_SOURCES = (
     'projects/common/utils/rlds.py', 'projects/sensor_vla/episodes.py',
     'projects/sensor_vla/synthetic.py', 'projects/sensor_vla/force_torque.py',
-    'projects/sensor_vla/action_norm.py', 'tools/data_converter/bridge_to_vla.py',
+    'projects/sensor_vla/models/action_norm.py', 'tools/data_converter/bridge_to_vla.py',
     'tools/data_converter/make_insertion_episodes.py',
     'tools/analysis_tools/compute_action_stats.py')
 SENSOR_VLA_INPUTS = {'bridge': ('data/bridge',),
@@ -126,7 +126,7 @@ def prepare_sensor_vla(name: str, data_root: str, force: bool = False) -> None:
     under ``data_root/name`` unless its ``prepare_stamp.json`` matches; deterministic."""
     import json
     from projects.common.utils.io import save_json_atomic
-    from projects.sensor_vla.action_norm import compute_action_stats
+    from projects.sensor_vla.models.action_norm import compute_action_stats
     kind, opts = SENSOR_VLA_DATASETS[name]
     out_dir = os.path.join(data_root, name)
     stamp = os.path.join(out_dir, 'prepare_stamp.json')

@@ -1,5 +1,5 @@
 """projects.sensor_vla.models: registered components of the sensor VLA."""
-from ..action_norm import ActionNormalizer
+from .action_norm import ActionNormalizer
 from .action_heads import ActionExpert, FlowMatchingActionHead, L1RegressionActionHead
 from .fusion import FUSION_STRATEGIES, SensorFusion
 from .fusion_comparison import FusionComparison

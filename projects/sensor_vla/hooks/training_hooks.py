@@ -1,4 +1,4 @@
-"""Training hooks of the sensor VLA: per-iteration statistics and the VL cache report."""
+"""Training hooks of the sensor VLA: per-iteration statistics and the LR re-warm after resume."""
 from typing import Optional
 
 import torch
