@@ -227,3 +227,22 @@ def test_text_helpers():
     prior = answer_prior_table([dict(question='a 1', answer='x'), dict(question='a 2',
                                                                        answer='x')])
     assert prior['template'] == {'a <num>': 'x'}
+
+
+@pytest.mark.parametrize('kind', ['length', 'sample'])
+def test_samplers_put_short_batches_last(kind):
+    """The dataloader re-cuts the flat index stream into batch_size chunks: every chunk but
+    the last must be one of the sampler's length groups (a short batch in the middle would
+    shift all later chunks)."""
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(5, 60, size=403).tolist()  # 403 = 50 x 8 + 3; 5 samples, 81 rows
+    if kind == 'length':
+        s = LengthGroupedSampler(_Lens(lengths), batch_size=8, seed=0)
+    else:
+        s = SampleGroupedSampler(_Lens(lengths), batch_size=8, questions_per_sample=4, seed=0)
+    batches = [b.tolist() for b in s._batches()]
+    order = list(iter(s))
+    chunks = [order[i:i + 8] for i in range(0, len(order), 8)]
+    n_full = sum(len(b) == 8 for b in batches)
+    assert all(len(b) == 8 for b in batches[:n_full])
+    assert chunks[:n_full] == batches[:n_full]
