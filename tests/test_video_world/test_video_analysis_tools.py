@@ -91,7 +91,8 @@ def test_find_lr_and_benchmark_tools_on_real_frames(tmp_path):
     assert curve['lr'] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
     assert len(curve['loss']) == 4 and all(v > 0 for v in curve['loss'])
     m = re.search(r'suggested base LR \(steepest descent\): ([0-9.e+-]+)', log)
-    assert m and float(m.group(1)) in pytest.approx(curve['lr']), log[-2000:]
+    assert m and any(float(m.group(1)) == pytest.approx(lr, rel=1e-2) for lr in curve['lr']), \
+        log[-2000:]
     # Encoder at lr_mult 0.1 of the schedule base: the ratios are kept.
     assert '[0.1, 1.0]' in log
 
