@@ -11,7 +11,8 @@ LORA = dict(r=4, lora_alpha=8, lora_dropout=0.0,
 
 
 def tiny_model_cfg(**overrides):
-    cfg = dict(type='LidarLLM', llm=dict(config=TINY_QWEN2, embedding_std=0.15), tokenizer=dict(type='Qwen2BPE'),
+    cfg = dict(type='LidarLLM', llm=dict(config=TINY_QWEN2, embedding_std=0.15),
+               tokenizer=dict(type='Qwen2BPE'),
                lora=LORA,
                vat_lidar=dict(type='VATLiDAR', c_in=8, d_model=32, n_queries=12, n_layers=1,
                               n_heads=4, bev_range=(-10, -10, 10, 10), view_masked=True),

@@ -58,8 +58,8 @@ def _real_user_options(qa, bev_dir):
 
 
 @pytest.mark.slow
-def test_real_user_config_trains_two_iterations_and_ask_repeats_validation(tmp_path, capsys,
-                                                                         monkeypatch):
+def test_real_user_config_trains_two_iterations_and_ask_repeats_validation(
+        tmp_path, capsys, monkeypatch):
     index = json.load(open(osp.join(ROOT, 'data/lidar_llm/nuscenes_qa/nuscenes_qa_train.json')))
     frame = index['metainfo']['frames'][FRAME]
     rows = [r for r in index['data_list'] if r['sample_token'] == TOKEN][:8]

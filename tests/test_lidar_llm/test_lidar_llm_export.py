@@ -19,7 +19,7 @@ def _randomise_trainable(model, seed):
 def test_export_import_round_trip(tiny_model, tmp_path):
     src = copy.deepcopy(tiny_model)
     _randomise_trainable(src, 1)
-    paths = export_seed_layout(src, str(tmp_path), tag='latest', merge_lora=True)
+    export_seed_layout(src, str(tmp_path), tag='latest', merge_lora=True)
     names = sorted(os.listdir(tmp_path))
     for expected in ('vat_lidar_latest.pt', 'projector_latest.pt', 'qwen2_lora_adapter_latest',
                      'text_only_lora_adapter_latest', 'delimiter_embeddings_latest.pt',

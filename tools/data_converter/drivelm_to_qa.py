@@ -24,7 +24,7 @@ import sys
 from collections import Counter
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from projects.common.utils.io import save_json_atomic
+from projects.common.utils.io import save_json_atomic  # noqa: E402
 
 CATEGORIES = ('perception', 'prediction', 'planning', 'behavior')
 LICENSE = 'DriveLM language data and nuScenes images: CC BY-NC-SA 4.0'

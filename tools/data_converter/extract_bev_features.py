@@ -31,7 +31,7 @@ import torch
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from projects.common.utils.io import save_npy_atomic
+from projects.common.utils.io import save_npy_atomic  # noqa: E402
 
 
 def build_front_end(det_cfg_path, checkpoint=None):

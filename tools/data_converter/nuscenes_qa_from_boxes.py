@@ -23,9 +23,9 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from projects.common.utils.io import save_json_atomic
-from projects.lidar_llm.datasets.grounded_qa import (generate_frame_qa, load_info_frames,
-                                                     load_seq_frames)
+from projects.common.utils.io import save_json_atomic  # noqa: E402
+from projects.lidar_llm.datasets.grounded_qa import (  # noqa: E402
+    generate_frame_qa, load_info_frames, load_seq_frames)
 
 LICENSE = 'nuScenes terms of use: CC BY-NC-SA 4.0 (non-commercial)'
 

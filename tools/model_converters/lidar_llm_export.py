@@ -20,7 +20,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from projects.common.utils.io import atomic_write
+from projects.common.utils.io import atomic_write  # noqa: E402
 
 
 def build_model(config, cfg_options=None):

@@ -21,7 +21,7 @@ sensor can tell them apart. Sample token of a rotated view: ``<token>@r<deg>``.
 import math
 import os.path as osp
 import pickle
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 

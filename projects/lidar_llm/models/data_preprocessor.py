@@ -1,5 +1,5 @@
 """Data preprocessor of the LiDAR-Vision LLM."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import torch
 from mmengine.model import BaseDataPreprocessor

@@ -1,8 +1,7 @@
 """Sensor encoders of the LiDAR-Vision LLM: a pillar BEV encoder on raw points (mmdet3d
 components) and a camera encoder (mmdet's ResNet, or a ``transformers`` CLIP / SigLIP vision
 model with optional LoRA)."""
-import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
