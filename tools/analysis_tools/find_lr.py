@@ -29,7 +29,6 @@ Usage:
 """
 import argparse
 import copy
-import json
 import math
 import os.path as osp
 import sys
