@@ -25,10 +25,10 @@ CONFIG = f"""
 _base_ = [{osp.join(ROOT, 'configs', 'test_local.py')!r}]
 model = dict(
     pose_mode='6dof', train_stage='world',
-    head=dict(losses=[dict(type='TokenCrossEntropyLoss', target='token'),
-                      dict(type='TranslationLoss', target='pose'),
-                      dict(type='GeodesicRotationLoss', target='rot'),
-                      dict(type='VelocityLoss', target='vel')]),
+    head=dict(losses=[dict(type='TokenCrossEntropyLoss', target='token')],
+              pose_losses=[dict(type='TranslationLoss', target='pose'),
+                           dict(type='GeodesicRotationLoss', target='rot'),
+                           dict(type='VelocityLoss', target='vel')]),
     tokenizer=dict(base_channels=8, num_codes=32),
     transformer=dict(d_model=16, num_blocks=1, num_heads=2, pose_hidden=16, copy_prior=30.0))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
