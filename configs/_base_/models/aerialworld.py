@@ -38,7 +38,11 @@ model = dict(
         num_codes=512,
         code_dim=128,
         beta=0.25,
-        with_cp=True),
+        with_cp=True,
+        # tokenizer stage: encoder -> quantiser -> decoder -> loss terms one frame at a time
+        # under activation checkpointing (peak memory of one frame, see
+        # OccVQVAE.checkpoint_frames)
+        checkpoint_frames=1),
     # Motion-compensated copy prior (the last frame warped by the ego motion is the starting
     # guess; see OccWorldTransformer.copy_warp_range, in metres: x_min, y_min, x_max, y_max)
     # and a pose branch that starts at constant velocity and learns corrections.

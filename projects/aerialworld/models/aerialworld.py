@@ -269,10 +269,7 @@ class AerialWorld(BaseModel):
         if self.tokenizer_frames is not None and self.tokenizer_frames < t:
             sel = torch.randperm(t, device=occ.device)[:self.tokenizer_frames]
             occ = occ[:, sel]
-        flat = occ.flatten(0, 1)
-        out = self.tokenizer.forward_train(flat)
-        return self.head.loss_reconstruction(out['logits'], flat, out['vq_loss'],
-                                             out['indices'], self.tokenizer.num_codes)
+        return self.head.loss_tokenizer(self.tokenizer, occ.flatten(0, 1))
 
     def _tokenize_sequence(self, occ: torch.Tensor) -> torch.Tensor:
         """Token indices ``(B, T, h, w)`` of occupancy ``(B, T, X, Y, Z)`` (no gradient).

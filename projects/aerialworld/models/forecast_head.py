@@ -59,7 +59,8 @@ class OccForecastHead(BaseModule):
 
     The ego-motion losses are a list of their own (``pose_losses``) because they follow
     ``pose_mode`` (``'6dof'`` adds rotation and velocity parts) while the occupancy and token
-    losses do not: a 6-DoF config replaces only ``pose_losses``. Each entry is a loss config plus ``target`` (one of :data:`LOSS_TARGETS`) and, for
+    losses do not: a 6-DoF config replaces only ``pose_losses``. Each entry is a loss config
+    plus ``target`` (one of :data:`LOSS_TARGETS`) and, for
     occupancy targets, ``name`` (the suffix of ``loss_recon_<name>`` / ``loss_pred_<name>``).
     Losses whose constructor takes ``free_label`` get the model's free class when the entry
     does not set it. The VQ codebook loss belongs to the tokenizer (``tokenizer.loss_vq``).
@@ -217,6 +218,60 @@ class OccForecastHead(BaseModule):
         with torch.no_grad():
             used = torch.unique(indices).numel()
             losses['code_usage'] = torch.tensor(used / num_codes, device=logits.device)
+        return losses
+
+    def loss_tokenizer(self, tokenizer: torch.nn.Module,
+                       occ: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Tokenizer-stage losses of ``tokenizer`` reconstructing ``occ``.
+
+        With ``tokenizer.checkpoint_frames > 0`` and every ``'recon'`` loss decomposable into
+        per-sample terms (``batch_context`` / ``sample_terms`` / ``reduce_terms``, as the
+        losses of :mod:`projects.common.losses`), the losses are computed frame by frame
+        inside the tokenizer's checkpointed chunks (:meth:`OccVQVAE.forward_terms`), so the
+        logits of all frames never exist at once; otherwise the whole batch is reconstructed
+        (``forward_train``) and :meth:`loss_reconstruction` applies. Both give the same dict,
+        values and gradients.
+
+        Args:
+            tokenizer (nn.Module): An :class:`OccVQVAE`.
+            occ (torch.Tensor): ``(N, X, Y, Z)`` integer labels.
+
+        Returns:
+            dict[str, torch.Tensor]: See :meth:`loss_reconstruction`.
+        """
+        entries = [(key, self.loss_modules[module_key]) for t, key, module_key in self._entries
+                   if t == 'recon']
+        framewise = getattr(tokenizer, 'checkpoint_frames', 0) > 0 and all(
+            hasattr(m, 'sample_terms') and getattr(m, 'decomposable', True)
+            for _, m in entries)
+        if not framewise:
+            out = tokenizer.forward_train(occ)
+            return self.loss_reconstruction(out['logits'], occ, out['vq_loss'], out['indices'],
+                                            tokenizer.num_codes)
+        contexts = [m.batch_context(occ, tokenizer.num_classes) for _, m in entries]
+        free = self.free_label
+
+        def terms_fn(logits: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
+            """Per-frame loss terms and ``[intersection, union, correct]`` voxel counts."""
+            terms = {key: m.sample_terms(logits, target, **ctx)
+                     for (key, m), ctx in zip(entries, contexts)}
+            with torch.no_grad():
+                pred = logits.argmax(1)
+                pred_occ, gt_occ = pred != free, target != free
+                terms['_counts'] = torch.stack([
+                    (pred_occ & gt_occ).flatten(1).sum(1), (pred_occ | gt_occ).flatten(1).sum(1),
+                    (pred == target.long()).flatten(1).sum(1)], 1)
+            return terms
+
+        out = tokenizer.forward_terms(occ, terms_fn)
+        terms = out['terms']
+        losses = {key: m.reduce_terms(terms[key]) for key, m in entries}
+        counts = terms['_counts'].sum(0)
+        losses['recon_iou'] = counts[0].float() / counts[1].clamp(min=1)
+        losses['recon_acc'] = counts[2].float() / occ.numel()
+        losses['loss_vq'] = out['vq_loss']
+        used = torch.unique(out['indices']).numel()
+        losses['code_usage'] = torch.tensor(used / tokenizer.num_codes, device=occ.device)
         return losses
 
     def token_losses(self, logits: torch.Tensor, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -96,9 +96,15 @@ class VectorQuantizer(nn.Module):
         return rows + 0.01 * rows.std().clamp(min=1e-6) * torch.randn_like(rows)
 
     @torch.no_grad()
-    def _update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor,
-                         min_dist: Optional[torch.Tensor] = None) -> None:
+    def update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor,
+                        min_dist: Optional[torch.Tensor] = None) -> None:
         """Data-dependent init and dead-code restart (see class docstring).
+
+        The stateful side of the quantiser: :meth:`forward` applies it once per training
+        forward; callers of :meth:`quantize` (which has no side effects, so it can run under
+        activation checkpointing) apply it once per step themselves, with the statistics of
+        the whole batch. On the first call with ``init_from_data`` (``initialized`` false)
+        the codebook is initialised from ``z_flat`` and ``indices`` is ignored.
 
         Args:
             z_flat (torch.Tensor): ``(N, D)`` encoder outputs of the batch.
@@ -139,8 +145,65 @@ class VectorQuantizer(nn.Module):
         """Code vectors of ``indices`` ``(B, h, w)`` long -> ``(B, D, h, w)`` float."""
         return F.embedding(indices, self.codes).permute(0, 3, 1, 2)
 
+    def flatten_latents(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs ``(B, D, h, w)`` as the ``(B * h * w, D)`` rows that are quantised
+        (l2-normalised with ``normalize``).
+
+        Raises:
+            ValueError: If the shape is not ``(B, code_dim, h, w)``.
+        """
+        if z_e.dim() != 4 or z_e.shape[1] != self.code_dim:
+            raise ValueError(f'VectorQuantizer: expected (B, {self.code_dim}, h, w), got '
+                             f'{tuple(z_e.shape)}')
+        if self.normalize:
+            z_e = F.normalize(z_e, dim=1)
+        return z_e.permute(0, 2, 3, 1).reshape(-1, self.code_dim)
+
+    def frozen_codes(self) -> torch.Tensor:
+        """The codes ``(K, D)`` computed from a copy of the codebook weights.
+
+        Same values and gradients (to ``embedding.weight``) as :attr:`codes`, but unaffected
+        by later in-place updates of the weights (:meth:`update_codebook`): code that is
+        recomputed in the backward pass (activation checkpointing) after the step's codebook
+        update then sees the codebook its forward pass saw.
+        """
+        weight = self.embedding.weight.clone()
+        return F.normalize(weight, dim=1) if self.normalize else weight
+
+    def quantize(self, z_e: torch.Tensor, codes: Optional[torch.Tensor] = None) -> Tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quantise encoder outputs without side effects (no codebook update).
+
+        Args:
+            z_e (torch.Tensor): ``(B, D, h, w)`` float encoder outputs.
+            codes (torch.Tensor, optional): ``(K, D)`` code vectors to use (e.g.
+                :meth:`frozen_codes`). Defaults to :attr:`codes`.
+
+        Returns:
+            tuple: ``z_q`` ``(B, D, h, w)`` (straight-through), ``indices`` ``(B, h, w)``
+            long, ``loss`` scalar codebook + commitment loss, and the statistics of
+            :meth:`update_codebook` (no gradient): ``z_flat`` ``(B * h * w, D)`` and
+            ``min_dist`` ``(B * h * w,)`` (squared distance to the nearest code, >= 0).
+
+        Raises:
+            ValueError: If the channel dimension is not ``code_dim``.
+        """
+        z_flat = self.flatten_latents(z_e)
+        if self.normalize:
+            z_e = F.normalize(z_e, dim=1)
+        b, d, h, w = z_e.shape
+        weight = self.codes if codes is None else codes
+        dist = (z_flat.detach().pow(2).sum(1, keepdim=True) - 2.0 * z_flat.detach() @ weight.t()
+                + weight.detach().pow(2).sum(1)[None])
+        min_dist, indices = dist.min(dim=1)
+        z_q = F.embedding(indices, weight).reshape(b, h, w, d).permute(0, 3, 1, 2)
+        loss = self.loss_vq(z_e, z_q)
+        z_q_st = z_e + (z_q - z_e).detach()
+        return (z_q_st, indices.reshape(b, h, w), loss, z_flat.detach(),
+                min_dist.detach().clamp(min=0))
+
     def forward(self, z_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Quantise encoder outputs.
+        """Quantise encoder outputs and, while training, update the codebook.
 
         Args:
             z_e (torch.Tensor): ``(B, D, h, w)`` float encoder outputs.
@@ -153,22 +216,10 @@ class VectorQuantizer(nn.Module):
         Raises:
             ValueError: If the channel dimension is not ``code_dim``.
         """
-        if z_e.dim() != 4 or z_e.shape[1] != self.code_dim:
-            raise ValueError(f'VectorQuantizer: expected (B, {self.code_dim}, h, w), got '
-                             f'{tuple(z_e.shape)}')
-        b, d, h, w = z_e.shape
-        if self.normalize:
-            z_e = F.normalize(z_e, dim=1)
-        z_flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
         if self.training and self.init_from_data and not bool(self.initialized):
-            self._update_codebook(z_flat.detach(), torch.empty(0, dtype=torch.long))
-        weight = self.codes
-        dist = (z_flat.detach().pow(2).sum(1, keepdim=True) - 2.0 * z_flat.detach() @ weight.t()
-                + weight.detach().pow(2).sum(1)[None])
-        min_dist, indices = dist.min(dim=1)
-        z_q = F.embedding(indices, weight).reshape(b, h, w, d).permute(0, 3, 1, 2)
-        loss = self.loss_vq(z_e, z_q)
-        z_q_st = z_e + (z_q - z_e).detach()
+            self.update_codebook(self.flatten_latents(z_e).detach(),
+                                 torch.empty(0, dtype=torch.long))
+        z_q, indices, loss, z_flat, min_dist = self.quantize(z_e)
         if self.training:
-            self._update_codebook(z_flat.detach(), indices, min_dist.clamp(min=0))
-        return z_q_st, indices.reshape(b, h, w), loss
+            self.update_codebook(z_flat, indices.flatten(), min_dist)
+        return z_q, indices, loss

@@ -14,7 +14,7 @@ A. van den Oord et al., "Neural Discrete Representation Learning", NeurIPS 2017)
       -> 2-D ResNet decoder -> (B, Ez * Z', X, Y) -> unfold height -> inverse z stem
       -> per-voxel features (B, X, Y, Z, E) . class-embedding table^T -> logits (B, C, X, Y, Z)
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from projects.registry import MODELS
 from .vector_quantizer import VectorQuantizer
 from .vqvae_blocks import (NORMS, AttnBlock2d, ChannelLayerNorm2d, Downsample2d,  # noqa: F401
-                           ResBlock2d, Upsample2d, _Sequential, build_norm2d)
+                           ResBlock2d, Upsample2d, _Sequential, build_norm2d, maybe_checkpoint)
 
 
 @MODELS.register_module()
@@ -74,6 +74,15 @@ class OccVQVAE(BaseModule):
             backward pass instead of being kept, which bounds the memory of full aerial grids
             (one more forward pass of those parts). Same values and gradients. Defaults to
             False.
+        checkpoint_frames (int): Frames (samples) per checkpointed chunk of
+            :meth:`forward_terms`, the training path of the tokenizer stage: encoder,
+            quantiser, decoder and the per-frame loss terms of ``checkpoint_frames`` frames run
+            under one ``torch.utils.checkpoint`` (the blocks inside it are not checkpointed
+            again), so only the labels and the loss terms of every frame are kept and the
+            activations of one chunk exist at a time, whatever the number of frames. Same
+            values and gradients; the codebook is updated once per step from the statistics
+            of all frames. 0 turns it off (:meth:`forward_terms` then runs the whole batch
+            like :meth:`forward_train`). Defaults to 0.
         channels_last (bool): Keep the 2-D feature maps (and the convolution weights) in the
             channels-last memory format, which the oneDNN (CPU) and cuDNN (GPU) convolution
             kernels prefer; outputs are numerically the same. Measure it with
@@ -113,6 +122,7 @@ class OccVQVAE(BaseModule):
                  out_norm: Optional[str] = None,
                  free_label: int = -1,
                  with_cp: bool = False,
+                 checkpoint_frames: int = 0,
                  channels_last: bool = False,
                  init_codebook_from_data: bool = True,
                  restart_dead_codes: bool = True,
@@ -147,6 +157,12 @@ class OccVQVAE(BaseModule):
         self.z_embed_dim = (self.class_embed_dim if self.z_reduction == 1 else
                             int(z_embed_dim or self.class_embed_dim))
         self.with_cp = with_cp
+        if int(checkpoint_frames) < 0:
+            raise ValueError(f'OccVQVAE: checkpoint_frames must be >= 0, got '
+                             f'{checkpoint_frames}')
+        self.checkpoint_frames = int(checkpoint_frames)
+        # True while a chunk of forward_terms runs (its blocks are not checkpointed again)
+        self._in_frame_checkpoint = False
         self.channels_last = bool(channels_last)
         self.num_down = len(channel_mults) - 1
         self.stride = 2**self.num_down
@@ -254,16 +270,15 @@ class OccVQVAE(BaseModule):
             padded = occ.new_full((b, px, py, self.padded_z), self.free_label)
             padded[:, :x, :y, :z] = occ
             occ = padded
-        h = self._maybe_cp(self._stem, occ)  # (B, C0, Xp, Yp)
-        h = self.encoder(h, with_cp=self.with_cp)
+        h = maybe_checkpoint(self._stem, occ, self._block_cp, force=self.training)
+        h = self.encoder(h, with_cp=self._block_cp)  # (B, C, h, w)
         h = self.enc_out(F.silu(self.enc_norm(h)))
         return self.quant_conv(h)
 
-    def _maybe_cp(self, fn, x: torch.Tensor) -> torch.Tensor:
-        """``fn(x)``, under activation checkpointing with ``with_cp`` when gradients flow."""
-        if self.with_cp and torch.is_grad_enabled() and (self.training or x.requires_grad):
-            return checkpoint(fn, x, use_reentrant=False)
-        return fn(x)
+    @property
+    def _block_cp(self) -> bool:
+        """Whether the stem, blocks and head are checkpointed one by one (``with_cp``)."""
+        return self.with_cp and not self._in_frame_checkpoint
 
     def _stem(self, occ: torch.Tensor) -> torch.Tensor:
         """Padded labels ``(B, Xp, Yp, Zp)`` -> first encoder features ``(B, C0, Xp, Yp)``."""
@@ -322,8 +337,8 @@ class OccVQVAE(BaseModule):
         if self.channels_last:
             z_q = z_q.contiguous(memory_format=torch.channels_last)
         h = self.dec_in(self.post_quant_conv(z_q))
-        h = self.decoder(h, with_cp=self.with_cp)
-        logits = self._maybe_cp(self._head, h)  # (B, X, Y, Zp, C)
+        h = self.decoder(h, with_cp=self._block_cp)
+        logits = maybe_checkpoint(self._head, h, self._block_cp, force=self.training)
         return logits[:, :, :, :z].permute(0, 4, 1, 2, 3)
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
@@ -412,6 +427,87 @@ class OccVQVAE(BaseModule):
         z_e = self.encode(occ)
         z_q, indices, vq_loss = self.quantize(z_e)
         return dict(logits=self.decode(z_q), indices=indices, vq_loss=vq_loss)
+
+    def forward_terms(self, occ: torch.Tensor,
+                      terms_fn: Callable[[torch.Tensor, torch.Tensor], Dict[str, torch.Tensor]]
+                      ) -> Dict[str, object]:
+        """Encode, quantise, decode and reduce to per-frame loss terms, chunk by chunk.
+
+        The training path of the tokenizer stage. With ``checkpoint_frames = n > 0`` and
+        gradients flowing, every chunk of ``n`` frames runs encoder -> quantiser -> decoder
+        -> ``terms_fn`` under one non-reentrant ``torch.utils.checkpoint``: the forward pass
+        keeps only the chunk's labels and its terms, the backward pass recomputes one chunk
+        at a time, so peak activations are those of one chunk (about 0.7 GB per full
+        200 x 200 x 121 frame) instead of growing with the number of frames. The quantiser's
+        side effects are kept out of the recomputed code: the chunks quantise with
+        :meth:`VectorQuantizer.frozen_codes` (the codebook as it is at the start of the step,
+        also when recomputed after the update) and the codebook update (data init, usage
+        EMA, dead-code restart) runs once, after all chunks, with the statistics of every
+        frame; on the very first training step with ``init_from_data`` the codebook is
+        initialised from a no-gradient encoding of all frames first, as :meth:`forward_train`
+        initialises it from the batch. Values and gradients are those of
+        :meth:`forward_train` followed by the same losses on the whole batch (up to float
+        summation order).
+
+        Args:
+            occ (torch.Tensor): ``(N, X, Y, Z)`` integer labels (frames).
+            terms_fn (Callable): ``(logits (n, C, X, Y, Z), labels (n, X, Y, Z)) -> dict`` of
+                per-frame tensors ``(n, ...)`` (loss terms that a reduction over all ``N``
+                frames turns into the losses, e.g. ``sample_terms`` of
+                :mod:`projects.common.losses`). Tensors computed under ``torch.no_grad``
+                (e.g. accuracy counts) are returned as they are.
+
+        Returns:
+            dict: ``terms`` (dict of ``(N, ...)`` tensors, the chunks' ``terms_fn`` outputs
+            concatenated), ``indices`` ``(N, h, w)`` long, ``vq_loss`` scalar (codebook +
+            commitment loss of all frames).
+
+        Raises:
+            ValueError: If ``occ`` does not match ``grid_size`` or is float.
+        """
+        self._check_occ(occ)
+        n = occ.shape[0]
+        step = self.checkpoint_frames or n
+        quantizer = self.quantizer
+        if self.training and quantizer.init_from_data and not bool(quantizer.initialized):
+            with torch.no_grad():
+                z_flat = torch.cat([quantizer.flatten_latents(self.encode(occ[i:i + step]))
+                                    for i in range(0, n, step)])
+            quantizer.update_codebook(z_flat, torch.empty(0, dtype=torch.long))
+        codes = quantizer.frozen_codes()
+        use_cp = self.checkpoint_frames > 0 and torch.is_grad_enabled()
+        chunks = []
+        for i in range(0, n, step):
+            args = (occ[i:i + step], codes, terms_fn)
+            chunks.append(checkpoint(self._frame_terms, *args, use_reentrant=False)
+                          if use_cp else self._frame_terms(*args))
+        terms = {key: torch.cat([c[0][key] for c in chunks]) for key in chunks[0][0]}
+        sizes = [c[2].shape[0] for c in chunks]
+        # loss_vq averages over all elements; every frame has as many
+        vq_loss = sum(c[1] * s for c, s in zip(chunks, sizes)) / n
+        indices = torch.cat([c[2] for c in chunks])
+        if self.training:
+            quantizer.update_codebook(torch.cat([c[3] for c in chunks]), indices.flatten(),
+                                      torch.cat([c[4] for c in chunks]))
+        return dict(terms=terms, indices=indices, vq_loss=vq_loss)
+
+    def _frame_terms(self, occ: torch.Tensor, codes: torch.Tensor, terms_fn: Callable) -> tuple:
+        """One chunk of :meth:`forward_terms` (the checkpointed function; no side effects).
+
+        Returns:
+            tuple: ``terms`` dict, ``vq_loss`` scalar, ``indices`` ``(n, h, w)``, ``z_flat``
+            ``(n h w, D)`` and ``min_dist`` ``(n h w,)`` (see
+            :meth:`VectorQuantizer.quantize`).
+        """
+        previous = self._in_frame_checkpoint
+        self._in_frame_checkpoint = self.checkpoint_frames > 0
+        try:
+            z_q, indices, vq_loss, z_flat, min_dist = self.quantizer.quantize(
+                self.encode(occ), codes)
+            terms = terms_fn(self.decode(z_q), occ)
+        finally:
+            self._in_frame_checkpoint = previous
+        return terms, vq_loss, indices, z_flat, min_dist
 
     def forward(self, occ: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Alias of :meth:`forward_train`."""

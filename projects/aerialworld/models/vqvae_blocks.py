@@ -126,16 +126,35 @@ class AttnBlock2d(nn.Module):
         return x + self.proj(out)
 
 
+def maybe_checkpoint(fn, x: torch.Tensor, enabled: bool, force: bool = False) -> torch.Tensor:
+    """``fn(x)``, under activation checkpointing when it saves memory.
+
+    ``fn`` runs under ``torch.utils.checkpoint`` (non-reentrant: its activations are
+    recomputed in the backward pass instead of being kept) when ``enabled``, gradient mode is
+    on and gradients can flow through it: ``x`` requires grad, or ``force`` (e.g. a module in
+    training mode whose input is data, such as integer labels, but whose parameters train).
+
+    Args:
+        fn (Callable): ``Tensor -> Tensor``.
+        x (torch.Tensor): Its input.
+        enabled (bool): Checkpointing requested (``with_cp``).
+        force (bool): Checkpoint even when ``x`` does not require grad. Defaults to False.
+
+    Returns:
+        torch.Tensor: ``fn(x)`` (same values and gradients either way).
+    """
+    if enabled and torch.is_grad_enabled() and (force or x.requires_grad):
+        return checkpoint(fn, x, use_reentrant=False)
+    return fn(x)
+
+
 class _Sequential(nn.ModuleList):
     """Module list applied in order, optionally with activation checkpointing per block."""
 
     def forward(self, x: torch.Tensor, with_cp: bool = False) -> torch.Tensor:
         """Run every block; checkpoint each one when ``with_cp`` and gradients are needed."""
         for block in self:
-            if with_cp and torch.is_grad_enabled() and x.requires_grad:
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = maybe_checkpoint(block, x, with_cp)
         return x
 
 

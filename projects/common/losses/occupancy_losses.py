@@ -25,6 +25,7 @@ Sources:
       discussion of OccWorld, W. Zheng et al., "OccWorld: Learning a 3D Occupancy World Model
       for Autonomous Driving", arXiv:2311.16038, 2023).
 """
+from functools import partial
 from typing import Tuple, Union
 
 import torch
@@ -98,6 +99,15 @@ def per_sample_terms(fn, pred: torch.Tensor, target: torch.Tensor,
 
     Returns:
         torch.Tensor: ``(N, ...)``, the per-sample terms of the whole batch.
+
+    The decomposable losses of this package (:class:`OccupancyFocalLoss`,
+    :class:`OccupancyDiceLoss` in binary mode, :class:`MeanMatchingLoss`,
+    ``TokenCrossEntropyLoss``) expose the same split as methods, so that callers can evaluate
+    the terms of each sample wherever its logits exist (e.g. the VQ-VAE's per-frame
+    checkpointing, :meth:`OccVQVAE.forward_terms`): ``batch_context(target, num_classes)``
+    (constants of the whole batch, no gradient), ``sample_terms(pred, target, **context)``
+    -> ``(n, ...)`` and ``reduce_terms(terms of all N samples)`` -> the loss ``forward``
+    returns.
     """
     n = pred.shape[0]
     if max_chunk_elements <= 0 or pred.numel() <= max_chunk_elements or n == 1:
@@ -216,28 +226,61 @@ class OccupancyFocalLoss(nn.Module):
             ValueError: On mismatching shapes or an out-of-range ``free_label``.
         """
         _check_inputs(pred, target, 'OccupancyFocalLoss')
-        free = _resolve_free_label(self.free_label, pred.shape[1], 'OccupancyFocalLoss')
-        if self.alpha == 'adaptive':
-            with torch.no_grad():
-                valid = target != self.ignore_index
-                n_valid = valid.sum().clamp(min=1)
-                alpha = (((target == free) & valid).sum().float() / n_valid).clamp(
-                    *self.adaptive_range).item()
-        else:
-            alpha = float(self.alpha)
+        context = self.batch_context(target, pred.shape[1])
+        terms = per_sample_terms(partial(self.sample_terms, **context), pred, target,
+                                 self.max_chunk_elements)
+        return self.reduce_terms(terms)
 
-        def sums(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            """Per-sample ``[sum of the weighted focal terms, valid voxels]`` ``(n, 2)``."""
-            t = t.long()
-            valid = t != self.ignore_index
-            safe = torch.where(valid, t, torch.zeros_like(t))
-            log_pt = F.log_softmax(p, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
-            w = torch.where(safe == free, 1.0 - alpha, alpha).to(log_pt.dtype)
-            loss = -w * (1.0 - log_pt.exp()).clamp(min=0).pow(self.gamma) * log_pt
-            validf = valid.to(loss.dtype)
-            return torch.stack([(loss * validf).flatten(1).sum(1), validf.flatten(1).sum(1)], 1)
+    def batch_context(self, target: torch.Tensor, num_classes: int) -> dict:
+        """Batch-level constants of the loss (no gradient): the focal ``alpha``.
 
-        total = per_sample_terms(sums, pred, target, self.max_chunk_elements).sum(0)
+        Args:
+            target (torch.Tensor): Labels ``(N, *spatial)`` of the whole batch.
+            num_classes (int): ``C``.
+
+        Returns:
+            dict: ``alpha`` (float) and ``free`` (resolved free class), keyword arguments of
+            :meth:`sample_terms`.
+
+        Raises:
+            ValueError: On an out-of-range ``free_label``.
+        """
+        free = _resolve_free_label(self.free_label, num_classes, 'OccupancyFocalLoss')
+        if self.alpha != 'adaptive':
+            return dict(alpha=float(self.alpha), free=free)
+        with torch.no_grad():
+            valid = target != self.ignore_index
+            n_valid = valid.sum().clamp(min=1)
+            alpha = (((target == free) & valid).sum().float() / n_valid).clamp(
+                *self.adaptive_range).item()
+        return dict(alpha=alpha, free=free)
+
+    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor, alpha: float,
+                     free: int) -> torch.Tensor:
+        """Per-sample ``[sum of the weighted focal terms, valid voxels]``.
+
+        Args:
+            pred (torch.Tensor): Logits ``(n, C, *spatial)`` of some samples of the batch.
+            target (torch.Tensor): Their labels ``(n, *spatial)``.
+            alpha (float): ``alpha`` of the whole batch (:meth:`batch_context`).
+            free (int): Resolved free class.
+
+        Returns:
+            torch.Tensor: ``(n, 2)`` float; :meth:`reduce_terms` of the terms of every sample
+            is the loss of the batch.
+        """
+        t = target.long()
+        valid = t != self.ignore_index
+        safe = torch.where(valid, t, torch.zeros_like(t))
+        log_pt = F.log_softmax(pred, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        w = torch.where(safe == free, 1.0 - alpha, alpha).to(log_pt.dtype)
+        loss = -w * (1.0 - log_pt.exp()).clamp(min=0).pow(self.gamma) * log_pt
+        validf = valid.to(loss.dtype)
+        return torch.stack([(loss * validf).flatten(1).sum(1), validf.flatten(1).sum(1)], 1)
+
+    def reduce_terms(self, terms: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch from the :meth:`sample_terms` ``(N, 2)`` of all its samples."""
+        total = terms.sum(0)
         return self.loss_weight * total[0] / total[1].clamp(min=1.0)
 
 
@@ -305,14 +348,9 @@ class OccupancyDiceLoss(nn.Module):
         num_classes = pred.shape[1]
         free = _resolve_free_label(self.free_label, num_classes, 'OccupancyDiceLoss')
         if not self.per_class:
-            def per_sample(pr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                """Per-sample soft Dice ``(n,)``."""
-                p, g, _ = _occupancy_prob(pr, t, free, self.ignore_index)
-                inter = (p * g).sum(dim=1)
-                return (2.0 * inter + self.smooth) / (p.sum(dim=1) + g.sum(dim=1) + self.smooth)
-
-            dice = per_sample_terms(per_sample, pred, target, self.max_chunk_elements)
-            return self.loss_weight * (1.0 - dice).mean()
+            terms = per_sample_terms(partial(self.sample_terms, free=free), pred, target,
+                                     self.max_chunk_elements)
+            return self.reduce_terms(terms)
         target = target.long()
         valid = (target != self.ignore_index).to(pred.dtype)
         prob = F.softmax(pred, dim=1)
@@ -329,6 +367,35 @@ class OccupancyDiceLoss(nn.Module):
         if not losses:
             return pred.sum() * 0.0
         return self.loss_weight * torch.stack(losses).mean()
+
+    @property
+    def decomposable(self) -> bool:
+        """Whether the loss is a reduction of per-sample terms (binary mode only)."""
+        return not self.per_class
+
+    def batch_context(self, target: torch.Tensor, num_classes: int) -> dict:
+        """Keyword arguments of :meth:`sample_terms`: the resolved free class ``free``.
+
+        Raises:
+            ValueError: In per-class mode (its class sums span the batch) or on an
+                out-of-range ``free_label``.
+        """
+        if self.per_class:
+            raise ValueError('OccupancyDiceLoss: per_class=True is not a reduction of '
+                             'per-sample terms; use forward()')
+        return dict(free=_resolve_free_label(self.free_label, num_classes,
+                                             'OccupancyDiceLoss'))
+
+    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor,
+                     free: int) -> torch.Tensor:
+        """Per-sample soft Dice coefficients ``(n,)`` of logits ``(n, C, *spatial)``."""
+        p, g, _ = _occupancy_prob(pred, target, free, self.ignore_index)
+        inter = (p * g).sum(dim=1)
+        return (2.0 * inter + self.smooth) / (p.sum(dim=1) + g.sum(dim=1) + self.smooth)
+
+    def reduce_terms(self, terms: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch from the Dice coefficients ``(N,)`` of all its samples."""
+        return self.loss_weight * (1.0 - terms).mean()
 
 
 @MODELS.register_module()
@@ -381,13 +448,23 @@ class MeanMatchingLoss(nn.Module):
             ValueError: On mismatching shapes or an out-of-range ``free_label``.
         """
         _check_inputs(pred, target, 'MeanMatchingLoss')
-        free = _resolve_free_label(self.free_label, pred.shape[1], 'MeanMatchingLoss')
+        context = self.batch_context(target, pred.shape[1])
+        terms = per_sample_terms(partial(self.sample_terms, **context), pred, target,
+                                 self.max_chunk_elements)
+        return self.reduce_terms(terms)
 
-        def per_sample(pr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            """Per-sample gap of the occupied fractions ``(n,)``."""
-            p, g, valid = _occupancy_prob(pr, t, free, self.ignore_index)
-            n_valid = valid.sum(dim=1).clamp(min=1.0)
-            return p.sum(dim=1) / n_valid - g.sum(dim=1) / n_valid
+    def batch_context(self, target: torch.Tensor, num_classes: int) -> dict:
+        """Keyword arguments of :meth:`sample_terms`: the resolved free class ``free``."""
+        return dict(free=_resolve_free_label(self.free_label, num_classes,
+                                             'MeanMatchingLoss'))
 
-        diff = per_sample_terms(per_sample, pred, target, self.max_chunk_elements)
-        return self.loss_weight * diff.pow(2).mean()
+    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor,
+                     free: int) -> torch.Tensor:
+        """Per-sample gap of the occupied fractions ``(n,)`` of logits ``(n, C, *spatial)``."""
+        p, g, valid = _occupancy_prob(pred, target, free, self.ignore_index)
+        n_valid = valid.sum(dim=1).clamp(min=1.0)
+        return p.sum(dim=1) / n_valid - g.sum(dim=1) / n_valid
+
+    def reduce_terms(self, terms: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch from the occupied-fraction gaps ``(N,)`` of all its samples."""
+        return self.loss_weight * terms.pow(2).mean()

@@ -71,16 +71,34 @@ class TokenCrossEntropyLoss(nn.Module):
                                    label_smoothing=self.label_smoothing)
             return self.loss_weight * loss
 
-        def sums(lg: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            """Per-sample ``[summed cross-entropy, counted positions]`` ``(n, 2)``."""
-            t = t.long()
-            ce = F.cross_entropy(lg, t, ignore_index=self.ignore_index,
-                                 label_smoothing=self.label_smoothing, reduction='none')
-            count = (t != self.ignore_index).to(ce.dtype)
-            return torch.stack([ce.flatten(1).sum(1), count.flatten(1).sum(1)], 1)
-
         # mean over the counted positions, as F.cross_entropy's 'mean' reduction
-        total = per_sample_terms(sums, logits, target, self.max_chunk_elements).sum(0)
+        terms = per_sample_terms(self.sample_terms, logits, target, self.max_chunk_elements)
+        return self.reduce_terms(terms)
+
+    def batch_context(self, target: torch.Tensor, num_classes: int) -> dict:
+        """Keyword arguments of :meth:`sample_terms` (none: no batch-level constants)."""
+        return {}
+
+    def sample_terms(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``[summed cross-entropy, counted positions]`` ``(n, 2)``.
+
+        Args:
+            logits (torch.Tensor): ``(n, K, *)`` logits of some samples of the batch.
+            target (torch.Tensor): ``(n, *)`` integer targets.
+
+        Returns:
+            torch.Tensor: ``(n, 2)`` float; :meth:`reduce_terms` of the terms of every sample
+            is the loss of the batch.
+        """
+        t = target.long()
+        ce = F.cross_entropy(logits, t, ignore_index=self.ignore_index,
+                             label_smoothing=self.label_smoothing, reduction='none')
+        count = (t != self.ignore_index).to(ce.dtype)
+        return torch.stack([ce.flatten(1).sum(1), count.flatten(1).sum(1)], 1)
+
+    def reduce_terms(self, terms: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch from the :meth:`sample_terms` ``(N, 2)`` of all its samples."""
+        total = terms.sum(0)
         return self.loss_weight * total[0] / total[1]
 
 
