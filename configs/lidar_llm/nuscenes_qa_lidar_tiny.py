@@ -5,17 +5,27 @@
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/lidar_llm_tiny.py',
           '../_base_/datasets/lidar_llm_nuscenes_qa.py', '../_base_/schedules/lidar_llm_iter.py']
 max_iters = 120
+# auxiliary box supervision of the LiDAR queries (SectorCountHead): objects per 60° sector,
+# range ring and class, from the real annotations, rotated with the points
+count_classes = ['car', 'pedestrian', 'barrier', 'traffic_cone', 'truck']
+model = dict(aux_heads=[dict(type='SectorCountHead', in_dim=128, num_classes=len(count_classes),
+                             ranges=[15.0, 30.0], loss_weight=1.0)])
+train_pipeline = [dict(type='LoadLiDARPoints', load_dim=5, use_dim=4),
+                  dict(type='LoadBEVObjects', classes=count_classes),
+                  dict(type='PackLidarQAInputs')]
 warmup_iters = 10
 # 2 sweeps x 32 questions per batch: the pillar encoder and the VAT run once per sweep, so
 # more questions per sweep buy answer supervision at little sensor cost; questions in
 # random order within a sweep (their lengths hardly differ: little padding either way)
 train_dataloader = dict(batch_size=64,
                         sampler=dict(batch_size=64, questions_per_sample=32,
-                                     group_by_length=False))
+                                     group_by_length=False),
+                        dataset=dict(pipeline=train_pipeline))
 # the pillar encoder and the VAT learn at the LoRA rate (5e-3 instead of 1e-3): at 1e-3 the
 # sensor tokens stayed nearly identical across sweeps and the LLM learnt to ignore them
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(
-    vat_lidar=dict(lr_mult=1.0), projector=dict(lr_mult=1.0), lidar_encoder=dict(lr_mult=1.0))))
+    vat_lidar=dict(lr_mult=1.0), projector=dict(lr_mult=1.0), lidar_encoder=dict(lr_mult=1.0),
+    aux_heads=dict(lr_mult=1.0))))
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.02, by_epoch=False, begin=0, end=warmup_iters),

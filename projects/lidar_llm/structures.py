@@ -20,6 +20,11 @@ class LidarQADataSample(BaseDataElement):
         gt_box (np.ndarray): float32 (7,) BEV box ``x, y, z, l, w, h, yaw`` (m, rad, ego frame)
             of a grounding question, in the rotated frame of the sample.
         gt_count (int): Ground-truth count of a counting question.
+        gt_bboxes_bev (np.ndarray): float32 (M, 7) annotated boxes ``x, y, z, l, w, h, yaw``
+            of the whole sample (m, rad, ego frame, rotated like the points), when the index
+            has them (grounded QA); read by auxiliary heads such as ``SectorCountHead``.
+        gt_labels (np.ndarray): int64 (M,) class index of each box in the classes of
+            ``LoadBEVObjects`` (-1: a class outside that list).
         pred_answer (str): The model's generated answer.
         pred_answer_text_only (str): The text-only twin's generated answer (same LLM, no
             sensor tokens), when the model trains one.
@@ -100,3 +105,29 @@ class LidarQADataSample(BaseDataElement):
     @gt_count.deleter
     def gt_count(self):
         del self._gt_count
+
+    @property
+    def gt_bboxes_bev(self) -> np.ndarray:
+        return self._gt_bboxes_bev
+
+    @gt_bboxes_bev.setter
+    def gt_bboxes_bev(self, value):
+        arr = np.asarray(value, dtype=np.float32).reshape(-1, 7)
+        self.set_field(arr, '_gt_bboxes_bev', dtype=np.ndarray)
+
+    @gt_bboxes_bev.deleter
+    def gt_bboxes_bev(self):
+        del self._gt_bboxes_bev
+
+    @property
+    def gt_labels(self) -> np.ndarray:
+        return self._gt_labels
+
+    @gt_labels.setter
+    def gt_labels(self, value):
+        self.set_field(np.asarray(value, dtype=np.int64).reshape(-1), '_gt_labels',
+                       dtype=np.ndarray)
+
+    @gt_labels.deleter
+    def gt_labels(self):
+        del self._gt_labels

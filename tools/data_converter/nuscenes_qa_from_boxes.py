@@ -10,7 +10,8 @@ Split by frame: the last ``--val-frames`` keyframes of every ``--seq-dir`` seque
 out (validation / test); the other keyframes and every ``--info`` frame train. Each keyframe
 is used at ``--train-rots`` (train) / ``--val-rots`` (held out) rotations about the ego z axis.
 Writes ``nuscenes_qa_{train,val}.json`` (``metainfo`` with a ``frames`` table: LiDAR path,
-``lidar2ego``, cameras; ``data_list`` of QA rows) atomically; refuses to overwrite without
+``lidar2ego``, cameras, the annotated ``boxes`` (M, 7: x, y, z, l, w, h, yaw; ego frame, m /
+rad, before the row's rotation) and their class ``names``; ``data_list`` of QA rows) atomically; refuses to overwrite without
 ``--overwrite``.
 """
 import argparse
@@ -47,7 +48,9 @@ def frame_table(frames):
     return {f['token']: dict(lidar_path=f['lidar_path'],
                              lidar2ego=np.round(f['lidar2ego'], 8).tolist(),
                              cams=f.get('cams', {}), scene=f['scene'],
-                             timestamp=f['timestamp']) for f in frames}
+                             timestamp=f['timestamp'],
+                             boxes=np.round(f['boxes'], 3).tolist(),
+                             names=[str(n) for n in f['names']]) for f in frames}
 
 
 def main(argv=None):

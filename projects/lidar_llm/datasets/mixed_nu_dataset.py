@@ -141,6 +141,18 @@ class MixedNuDataset(BaseDataset):
         self._metainfo['frames'] = frames
         return rows_out
 
+    def get_data_info(self, idx: int) -> Dict:
+        """The row ``idx`` plus, when its frame has annotated boxes in the index's
+        ``metainfo['frames']`` table, ``frame_boxes`` (list of (x, y, z, l, w, h, yaw), ego
+        frame before the row's rotation) and ``frame_names`` (class names); kept in the
+        frame table rather than copied into every row (one frame serves ~100 questions)."""
+        info = super().get_data_info(idx)
+        frame = self._metainfo.get('frames', {}).get(info.get('frame'))
+        if frame is not None and frame.get('boxes') is not None:
+            info['frame_boxes'] = frame['boxes']
+            info['frame_names'] = frame.get('names', [])
+        return info
+
     def get_lengths(self) -> List[int]:
         """Approximate token count of every row (question + answer), the key of
         :class:`LengthGroupedSampler` / :class:`SampleGroupedSampler`: one per digit (Qwen2's

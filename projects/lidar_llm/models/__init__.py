@@ -1,4 +1,5 @@
 """Models of projects.lidar_llm (registered on import)."""
+from .aux_heads import SectorCountHead, sector_counts
 from .data_preprocessor import LidarLLMDataPreprocessor
 from .encoders import CameraEncoder, PointsBEVEncoder
 from .lidar_llm import IGNORE_INDEX, LidarLLM, build_causal_lm
@@ -10,4 +11,5 @@ from .vat import (VIEW_NAMES, SensorTokenProjector, VATBlock, VATLiDAR, VATVisio
 __all__ = ['LidarLLMDataPreprocessor', 'CameraEncoder', 'PointsBEVEncoder', 'LidarLLM',
            'IGNORE_INDEX', 'build_causal_lm', 'build_qwen2_tokenizer', 'build_tokenizer',
            'VIEW_NAMES', 'SensorTokenProjector', 'VATBlock', 'VATLiDAR', 'VATVision',
-           'bev_cell_centres', 'bev_view_ids', 'TrainableParamsOptimWrapperConstructor']
+           'bev_cell_centres', 'bev_view_ids', 'TrainableParamsOptimWrapperConstructor',
+           'SectorCountHead', 'sector_counts']

@@ -114,6 +114,15 @@ class LidarLLM(BaseModel):
             ``num_beams`` for ``generate`` (KV cache on). Defaults to greedy, 32 tokens.
         gradient_checkpointing (bool): enable the LLM's gradient checkpointing in training.
         text_only_baseline (bool): train the text-only twin (see above).
+        sensors_after_question (bool): put the sensor slots after the question in the user
+            turn instead of before it; the causal LLM then reads the sensor tokens with the
+            question already in context (an instruction-aware reading, as InstructBLIP's
+            Q-Former conditions its queries on the instruction, Dai et al. 2023). Defaults
+            to False (LiDAR-LLM's order: sensors first).
+        aux_heads (list[dict], optional): heads on the LiDAR queries ``(B, Q, d_model)``
+            (before the projector) with a ``loss(queries, data_samples)`` method, e.g.
+            :class:`SectorCountHead`; their losses join the answer loss in training
+            (computed once per distinct sample of the batch). Prediction never uses them.
     """
 
     def __init__(self, llm: Dict, tokenizer: Dict, lora: Optional[Dict] = None,
@@ -122,8 +131,9 @@ class LidarLLM(BaseModel):
                  vat_vision: Optional[Dict] = None, vision_adapter: Optional[Dict] = None,
                  losses: Optional[Sequence[Dict]] = None, system_prompt: Optional[str] = None,
                  generation: Optional[Dict] = None, gradient_checkpointing: bool = False,
-                 text_only_baseline: bool = False, data_preprocessor: Optional[Dict] = None,
-                 init_cfg=None):
+                 text_only_baseline: bool = False, aux_heads: Optional[Sequence[Dict]] = None,
+                 sensors_after_question: bool = False,
+                 data_preprocessor: Optional[Dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.tokenizer = build_tokenizer(tokenizer, DEFAULT_DELIMITERS)
         self.delim_ids = {t: self.tokenizer.convert_tokens_to_ids(t) for t in DEFAULT_DELIMITERS}
@@ -171,9 +181,13 @@ class LidarLLM(BaseModel):
             if self.vat_vision is not None else None
         if self.vat_lidar is None and self.vat_vision is None:
             raise ValueError('LidarLLM needs vat_lidar and/or vat_vision (a sensor branch)')
+        self.aux_heads = nn.ModuleList(MODELS.build(c) for c in (aux_heads or []))
+        if len(self.aux_heads) and self.vat_lidar is None:
+            raise ValueError('model.aux_heads act on the LiDAR queries: set model.vat_lidar')
         self.losses = nn.ModuleList(MODELS.build(c) for c in (
             losses or [dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)]))
         self.system_prompt = system_prompt
+        self.sensors_after_question = bool(sensors_after_question)
         self.generation = dict(max_new_tokens=32, do_sample=False)
         self.generation.update(generation or {})
 
@@ -182,7 +196,7 @@ class LidarLLM(BaseModel):
         config-initialised) weights, which ``transformers``' own ``init_weights`` would
         re-initialise and re-tie."""
         for name in ('lidar_encoder', 'vat_lidar', 'projector', 'camera_encoder',
-                     'vat_vision', 'vision_adapter'):
+                     'vat_vision', 'vision_adapter', 'aux_heads'):
             module = getattr(self, name)
             if module is not None and hasattr(module, 'init_weights'):
                 module.init_weights()
@@ -224,7 +238,8 @@ class LidarLLM(BaseModel):
             parts.append('<lidar></lidar>')
         if with_sensors and self.use_vision:
             parts.append('<image></image>')
-        parts.append(question.strip())
+        parts = [question.strip()] + parts if self.sensors_after_question \
+            else parts + [question.strip()]
         messages = [] if not self.system_prompt else [
             dict(role='system', content=self.system_prompt)]
         messages.append(dict(role='user', content='\n'.join(parts)))
@@ -236,31 +251,56 @@ class LidarLLM(BaseModel):
         ids = self.tokenizer(answer.strip(), add_special_tokens=False).input_ids
         return ids + [self.tokenizer.eos_token_id]
 
-    def sensor_tokens_dedup(self, inputs: Dict, data_samples) -> Dict[str, torch.Tensor]:
-        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
-        (several questions about one sample share its sensor tokens)."""
+    @staticmethod
+    def _distinct_samples(inputs: Dict, data_samples) -> Tuple[List[int], Optional[torch.Tensor],
+                                                               Dict]:
+        """First row of every distinct ``sample_token`` of the batch.
+
+        Returns:
+            tuple: ``uniq`` (list of row indices), ``index`` (long (B,): position in ``uniq``
+            of each row's sample, ``None`` when every row is distinct) and the ``inputs``
+            restricted to ``uniq``.
+        """
         keys = [s.metainfo.get('sample_token') for s in data_samples]
         if None in keys or len(set(keys)) == len(keys):
-            return self.sensor_tokens(inputs)
+            return list(range(len(keys))), None, inputs
         first = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         uniq = list(first.values())
         index = torch.tensor([uniq.index(first[k]) for k in keys])
-        sub = {}
-        for name, value in inputs.items():
-            sub[name] = [value[i] for i in uniq] if isinstance(value, list) else value[uniq]
-        return {name: t[index.to(t.device)] for name, t in self.sensor_tokens(sub).items()}
+        sub = {name: [value[i] for i in uniq] if isinstance(value, list) else value[uniq]
+               for name, value in inputs.items()}
+        return uniq, index, sub
 
-    def sensor_tokens(self, inputs: Dict) -> Dict[str, torch.Tensor]:
+    def sensor_tokens_dedup(self, inputs: Dict, data_samples,
+                            with_queries: bool = False) -> Dict[str, torch.Tensor]:
+        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
+        (several questions about one sample share its sensor tokens) and gathered per row.
+
+        With ``with_queries`` the result also holds ``lidar_queries`` (U, Q, d_model) and
+        ``distinct`` (list of the U row indices they belong to), not gathered."""
+        uniq, index, sub = self._distinct_samples(inputs, data_samples)
+        tokens = self.sensor_tokens(sub, with_queries=with_queries)
+        queries = tokens.pop('lidar_queries', None)
+        if index is not None:
+            tokens = {name: t[index.to(t.device)] for name, t in tokens.items()}
+        if with_queries:
+            tokens.update(lidar_queries=queries, distinct=uniq)
+        return tokens
+
+    def sensor_tokens(self, inputs: Dict, with_queries: bool = False
+                      ) -> Dict[str, torch.Tensor]:
         """Sensor tokens in the LLM's embedding space.
 
         Args:
             inputs (dict): ``points`` (list of (N, C) tensors) or ``bev`` (B, C, H, W);
                 ``imgs`` (B, N_cam, 3, H, W) when the vision branch exists.
+            with_queries (bool): also return the LiDAR VAT output before the projector.
 
         Returns:
-            dict: ``lidar`` (B, Q_l, D) and/or ``image`` (B, Q_v, D).
+            dict: ``lidar`` (B, Q_l, D) and/or ``image`` (B, Q_v, D); with
+            ``with_queries``, ``lidar_queries`` (B, Q_l, d_model).
 
         Raises:
             KeyError: a needed input is missing.
@@ -276,7 +316,10 @@ class LidarLLM(BaseModel):
                 if 'bev' not in inputs:
                     raise KeyError("inputs['bev'] missing; add LoadBEVFeature to the pipeline")
                 bev = inputs['bev']
-            out['lidar'] = self.projector(self.vat_lidar(bev.float()))
+            queries = self.vat_lidar(bev.float())
+            out['lidar'] = self.projector(queries)
+            if with_queries:
+                out['lidar_queries'] = queries
         if self.use_vision:
             if 'imgs' not in inputs:
                 raise KeyError("inputs['imgs'] missing; add LoadMultiViewImages to the pipeline")
@@ -378,10 +421,14 @@ class LidarLLM(BaseModel):
             if any(not a.strip() for a in answers):
                 raise ValueError('a training sample has an empty answer: '
                                  f'{[s.metainfo.get("qa_id") for s in data_samples]}')
-            sensors = self.sensor_tokens_dedup(inputs, data_samples)
+            sensors = self.sensor_tokens_dedup(inputs, data_samples,
+                                               with_queries=len(self.aux_heads) > 0)
+            queries, distinct = sensors.pop('lidar_queries', None), sensors.pop('distinct', None)
             prompts = [self.build_prompt(q) for q in questions]
             embeds, mask, labels = self._embed_batch(self.llm, prompts, sensors, answers)
             losses = dict(loss_answer=self._lm_loss(self.llm, embeds, mask, labels))
+            for head in self.aux_heads:
+                losses.update(head.loss(queries, [data_samples[i] for i in distinct]))
             if self.llm_text_only is not None:
                 prompts = [self.build_prompt(q, with_sensors=False) for q in questions]
                 embeds, mask, labels = self._embed_batch(self.llm_text_only, prompts, {}, answers)

@@ -9,9 +9,11 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from projects.registry import TRANSFORMS
+from ..datasets.grounded_qa import rotate_boxes
 from ..structures import LidarQADataSample
 
-__all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'PackLidarQAInputs']
+__all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'LoadBEVObjects',
+           'PackLidarQAInputs']
 
 CAMERA_ORDER = ('CAM_FRONT', 'CAM_FRONT_LEFT', 'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT',
                 'CAM_FRONT_RIGHT')
@@ -152,6 +154,45 @@ class LoadMultiViewImages(BaseTransform):
 
 
 @TRANSFORMS.register_module()
+class LoadBEVObjects(BaseTransform):
+    """Annotated boxes of the sample, rotated like its points, for auxiliary heads.
+
+    Reads ``results['frame_boxes']`` ((M, 7) ``x, y, z, l, w, h, yaw``, ego frame, m / rad)
+    and ``results['frame_names']`` (M class names) that :class:`MixedNuDataset` attaches from
+    the index's frame table, rotates them by ``results['rot_deg']`` about the ego z axis (the
+    rotation :class:`LoadLiDARPoints` applies to the points) and adds ``gt_bboxes_bev``
+    float32 (M, 7) and ``gt_labels`` int64 (M,) (index in ``classes``, -1 for other classes).
+
+    Args:
+        classes (Sequence[str]): class names, in the order of the labels.
+
+    Raises:
+        KeyError: the row has no ``frame_boxes`` (an index without boxes; re-run
+            ``tools/data_converter/nuscenes_qa_from_boxes.py``), naming the row.
+        ValueError: boxes and names differ in number, naming the row.
+    """
+
+    def __init__(self, classes: Sequence[str]):
+        self.classes = tuple(classes)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+
+    def transform(self, results: Dict) -> Dict:
+        if results.get('frame_boxes') is None:
+            raise KeyError(f'row {results.get("qa_id")}: no frame_boxes; LoadBEVObjects needs '
+                           "an index whose metainfo['frames'] carries boxes and names "
+                           '(tools/data_converter/nuscenes_qa_from_boxes.py)')
+        boxes = np.asarray(results['frame_boxes'], np.float64).reshape(-1, 7)
+        names = list(results.get('frame_names', []))
+        if len(names) != len(boxes):
+            raise ValueError(f'row {results.get("qa_id")}: {len(boxes)} frame boxes but '
+                             f'{len(names)} names')
+        rot = float(results.get('rot_deg', 0.0) or 0.0)
+        results['gt_bboxes_bev'] = rotate_boxes(boxes, rot).astype(np.float32)
+        results['gt_labels'] = np.array([self._index.get(n, -1) for n in names], np.int64)
+        return results
+
+
+@TRANSFORMS.register_module()
 class PackLidarQAInputs(BaseTransform):
     """Pack sensor arrays into ``inputs`` and the QA fields into a :class:`LidarQADataSample`.
 
@@ -179,4 +220,7 @@ class PackLidarQAInputs(BaseTransform):
             sample.gt_box = results['gt_box']
         if results.get('gt_count') is not None:
             sample.gt_count = results['gt_count']
+        if results.get('gt_bboxes_bev') is not None:
+            sample.gt_bboxes_bev = results['gt_bboxes_bev']
+            sample.gt_labels = results['gt_labels']
         return dict(inputs=inputs, data_samples=sample)
