@@ -5,6 +5,8 @@ Layout (``<tag>`` e.g. ``latest`` or ``best``)::
     vat_lidar_<tag>.pt            VATLiDAR state dict
     lidar_encoder_<tag>.pt        pillar BEV encoder (when the model has one)
     projector_<tag>.pt            LiDAR token projector
+    question_readout_<tag>.pt     question-aware readout (when the model has one)
+    aux_heads_<tag>.pt            auxiliary training heads, e.g. SectorCountHead (when any)
     vat_vision_<tag>.pt           VATVision
     vision_adapter_<tag>.pt       camera token projector
     camera_encoder_<tag>.pt       camera encoder weights (mmdet ResNet, or the token adapter
@@ -33,7 +35,15 @@ __all__ = ['export_seed_layout', 'import_seed_layout', 'SENSOR_PARTS']
 #: attribute name of the model -> file stem in the seed layout
 SENSOR_PARTS = {'vat_lidar': 'vat_lidar', 'lidar_encoder': 'lidar_encoder',
                 'projector': 'projector', 'vat_vision': 'vat_vision',
-                'vision_adapter': 'vision_adapter'}
+                'vision_adapter': 'vision_adapter', 'question_readout': 'question_readout',
+                'aux_heads': 'aux_heads'}
+
+
+def _part(model, attr):
+    """The model's module ``attr``, or None when it is absent or holds no state (e.g. an
+    empty ``aux_heads`` list)."""
+    module = getattr(model, attr, None)
+    return module if module is not None and len(module.state_dict()) else None
 
 
 def _save_pt(path, obj):
@@ -78,7 +88,7 @@ def export_seed_layout(model, out_dir: str, tag: str = 'latest', merge_lora: boo
         raise FileExistsError(f'{out_dir} already holds {sorted(existing)}; pass overwrite')
     written = []
     for attr, stem in SENSOR_PARTS.items():
-        module = getattr(model, attr, None)
+        module = _part(model, attr)
         if module is not None:
             p = osp.join(out_dir, f'{stem}_{tag}.pt')
             _save_pt(p, {k: v.detach().cpu() for k, v in module.state_dict().items()})
@@ -153,7 +163,7 @@ def import_seed_layout(model, seed_dir: str, tag: str = 'latest') -> Dict[str, s
             raise FileNotFoundError(f'{path}: missing from the seed layout folder {seed_dir}')
         return path
     for attr, stem in SENSOR_PARTS.items():
-        module = getattr(model, attr, None)
+        module = _part(model, attr)
         if module is not None:
             p = need(osp.join(seed_dir, f'{stem}_{tag}.pt'))
             module.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))

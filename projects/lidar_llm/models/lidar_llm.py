@@ -119,6 +119,10 @@ class LidarLLM(BaseModel):
             question already in context (an instruction-aware reading, as InstructBLIP's
             Q-Former conditions its queries on the instruction, Dai et al. 2023). Defaults
             to False (LiDAR-LLM's order: sensors first).
+        question_readout (dict, optional): :class:`QuestionAwareReadout` (``d_model`` and
+            ``text_dim`` filled in): readout tokens conditioned on the question, computed
+            from the LiDAR VAT queries and appended (through the LiDAR projector) to the
+            LiDAR tokens of every question, in training and in prediction alike.
         aux_heads (list[dict], optional): heads on the LiDAR queries ``(B, Q, d_model)``
             (before the projector) with a ``loss(queries, data_samples)`` method, e.g.
             :class:`SectorCountHead`; their losses join the answer loss in training
@@ -133,6 +137,7 @@ class LidarLLM(BaseModel):
                  generation: Optional[Dict] = None, gradient_checkpointing: bool = False,
                  text_only_baseline: bool = False, aux_heads: Optional[Sequence[Dict]] = None,
                  sensors_after_question: bool = False,
+                 question_readout: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.tokenizer = build_tokenizer(tokenizer, DEFAULT_DELIMITERS)
@@ -181,6 +186,16 @@ class LidarLLM(BaseModel):
             if self.vat_vision is not None else None
         if self.vat_lidar is None and self.vat_vision is None:
             raise ValueError('LidarLLM needs vat_lidar and/or vat_vision (a sensor branch)')
+        self.question_readout = None
+        if question_readout:
+            if self.vat_lidar is None:
+                raise ValueError('model.question_readout reads the LiDAR queries: set '
+                                 'model.vat_lidar')
+            cfg = dict(question_readout)
+            cfg.setdefault('type', 'QuestionAwareReadout')
+            cfg.setdefault('d_model', self.vat_lidar.d_model)
+            cfg.setdefault('text_dim', hidden)
+            self.question_readout = MODELS.build(cfg)
         self.aux_heads = nn.ModuleList(MODELS.build(c) for c in (aux_heads or []))
         if len(self.aux_heads) and self.vat_lidar is None:
             raise ValueError('model.aux_heads act on the LiDAR queries: set model.vat_lidar')
@@ -196,7 +211,7 @@ class LidarLLM(BaseModel):
         config-initialised) weights, which ``transformers``' own ``init_weights`` would
         re-initialise and re-tie."""
         for name in ('lidar_encoder', 'vat_lidar', 'projector', 'camera_encoder',
-                     'vat_vision', 'vision_adapter', 'aux_heads'):
+                     'vat_vision', 'vision_adapter', 'question_readout', 'aux_heads'):
             module = getattr(self, name)
             if module is not None and hasattr(module, 'init_weights'):
                 module.init_weights()
@@ -278,16 +293,59 @@ class LidarLLM(BaseModel):
         """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
         (several questions about one sample share its sensor tokens) and gathered per row.
 
-        With ``with_queries`` the result also holds ``lidar_queries`` (U, Q, d_model) and
-        ``distinct`` (list of the U row indices they belong to), not gathered."""
+        With ``with_queries`` the result also holds ``lidar_queries`` (U, Q, d_model),
+        ``distinct`` (list of the U row indices they belong to) and ``row_index`` (long (B,),
+        position of each row's sample among the U, or ``None`` when U = B)."""
         uniq, index, sub = self._distinct_samples(inputs, data_samples)
         tokens = self.sensor_tokens(sub, with_queries=with_queries)
         queries = tokens.pop('lidar_queries', None)
         if index is not None:
             tokens = {name: t[index.to(t.device)] for name, t in tokens.items()}
         if with_queries:
-            tokens.update(lidar_queries=queries, distinct=uniq)
+            tokens.update(lidar_queries=queries, distinct=uniq, row_index=index)
         return tokens
+
+    def question_embeddings(self, questions: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The LLM's (frozen) input embeddings of the bare questions, right-padded.
+
+        Returns:
+            tuple: ``embeds`` (B, L, D) detached and ``mask`` bool (B, L) (True = token).
+        """
+        embed = self.llm.get_input_embeddings()
+        device = embed.weight.device
+        ids = [self.tokenizer(q.strip(), add_special_tokens=False).input_ids or
+               [self.tokenizer.pad_token_id] for q in questions]
+        length = max(len(i) for i in ids)
+        padded = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(ids), length, dtype=torch.bool)
+        for i, row in enumerate(ids):
+            padded[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = True
+        with torch.no_grad():
+            embeds = embed(padded.to(device)).float()
+        return embeds, mask.to(device)
+
+    def _sensors_for_questions(self, inputs: Dict, data_samples, questions: Sequence[str],
+                               need_queries: bool = False) -> Dict[str, torch.Tensor]:
+        """Sensor tokens of every row (computed once per distinct sample), with the
+        question-aware readout tokens appended to the LiDAR tokens when configured; with
+        ``need_queries`` also ``lidar_queries`` / ``distinct`` (see
+        :meth:`sensor_tokens_dedup`)."""
+        readout = self.question_readout is not None
+        sensors = self.sensor_tokens_dedup(inputs, data_samples,
+                                           with_queries=need_queries or readout)
+        if readout:
+            queries, index = sensors['lidar_queries'], sensors.pop('row_index')
+            rows = queries if index is None else queries[index.to(queries.device)]
+            embeds, mask = self.question_embeddings(questions)
+            extra = self.projector(self.question_readout(rows, embeds, mask))
+            sensors['lidar'] = torch.cat([sensors['lidar'], extra.to(sensors['lidar'].dtype)],
+                                         dim=1)
+        sensors.pop('row_index', None)
+        if not need_queries:
+            sensors.pop('lidar_queries', None)
+            sensors.pop('distinct', None)
+        return sensors
 
     def sensor_tokens(self, inputs: Dict, with_queries: bool = False
                       ) -> Dict[str, torch.Tensor]:
@@ -421,8 +479,8 @@ class LidarLLM(BaseModel):
             if any(not a.strip() for a in answers):
                 raise ValueError('a training sample has an empty answer: '
                                  f'{[s.metainfo.get("qa_id") for s in data_samples]}')
-            sensors = self.sensor_tokens_dedup(inputs, data_samples,
-                                               with_queries=len(self.aux_heads) > 0)
+            sensors = self._sensors_for_questions(inputs, data_samples, questions,
+                                                  need_queries=len(self.aux_heads) > 0)
             queries, distinct = sensors.pop('lidar_queries', None), sensors.pop('distinct', None)
             prompts = [self.build_prompt(q) for q in questions]
             embeds, mask, labels = self._embed_batch(self.llm, prompts, sensors, answers)
@@ -437,7 +495,7 @@ class LidarLLM(BaseModel):
             return losses
         if mode == 'predict':
             with torch.no_grad():
-                sensors = self.sensor_tokens_dedup(inputs, data_samples)
+                sensors = self._sensors_for_questions(inputs, data_samples, questions)
                 preds = self.generate(self.llm, [self.build_prompt(q) for q in questions],
                                       sensors)
                 for s, p in zip(data_samples, preds):

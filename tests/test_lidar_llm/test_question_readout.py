@@ -1,0 +1,90 @@
+"""QuestionAwareReadout, the sensors-after-question prompt, and their export round trip."""
+import os
+
+import pytest
+import torch
+
+from projects.lidar_llm.checkpoint_io import export_seed_layout, import_seed_layout
+from projects.lidar_llm.models.readout import QuestionAwareReadout
+
+
+def _build(**overrides):
+    from mmengine.registry import init_default_scope
+
+    import projects.lidar_llm.models  # noqa: F401
+    from projects.registry import MODELS
+    from tests.test_lidar_llm.conftest import tiny_model_cfg
+    init_default_scope('projects')
+    torch.manual_seed(0)
+    return MODELS.build(tiny_model_cfg(**overrides))
+
+
+def test_readout_shapes_masking_and_question_dependence():
+    torch.manual_seed(0)
+    r = QuestionAwareReadout(d_model=16, text_dim=8, n_queries=3, n_layers=2, n_heads=4).eval()
+    lidar = torch.randn(2, 12, 16)
+    text = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    out = r(lidar, text, mask)
+    assert out.shape == (2, 3, 16)
+    # padded question positions are never attended: changing them changes nothing
+    text2 = text.clone()
+    text2[0, 3:] = 100.0
+    assert torch.allclose(r(lidar, text2, mask), out, atol=1e-6)
+    # a different question (or different LiDAR queries) gives different readout tokens
+    text3 = text.clone()
+    text3[0, 0] += 1.0
+    assert not torch.allclose(r(lidar, text3, mask)[0], out[0])
+    assert not torch.allclose(r(torch.randn_like(lidar), text, mask)[0], out[0])
+    with pytest.raises(ValueError, match='do not match'):
+        r(lidar, text[:1], mask[:1])
+
+
+def test_model_appends_readout_tokens_and_puts_sensors_after_the_question():
+    from tests.test_lidar_llm.test_sector_count_head import _sample
+    m = _build(question_readout=dict(n_queries=4), sensors_after_question=True,
+               text_only_baseline=False)
+    p = m.build_prompt('How many cars?')
+    assert p == '<|im_start|>user\nHow many cars?\n<lidar></lidar><|im_end|>\n' \
+                '<|im_start|>assistant\n'
+    samples = [_sample([[5, 0]], [0], 'a'), _sample([[5, 0]], [0], 'a')]
+    samples[1].question = 'Is there a car to the back of the ego car within 30 m?'
+    bev = torch.randn(2, 8, 8, 8)
+    bev[1] = bev[0]
+    seen = {}
+    orig = type(m)._embed_batch
+
+    def spy(self, llm, prompts, sensors, answers=None):
+        seen['lidar'] = sensors['lidar']
+        return orig(self, llm, prompts, sensors, answers)
+    type(m)._embed_batch = spy
+    try:
+        losses = m(dict(bev=bev), samples, 'loss')
+    finally:
+        type(m)._embed_batch = orig
+    lidar = seen['lidar']
+    assert lidar.shape == (2, 12 + 4, 64)
+    # one sample: the VAT tokens are shared, the readout tokens follow each question
+    assert torch.allclose(lidar[0, :12], lidar[1, :12])
+    assert not torch.allclose(lidar[0, 12:], lidar[1, 12:])
+    losses['loss_answer'].backward()
+    assert m.question_readout.queries.grad.abs().sum() > 0
+
+
+def test_export_import_round_trip_with_readout_and_aux_head(tmp_path):
+    kw = dict(question_readout=dict(n_queries=2, n_layers=1),
+              aux_heads=[dict(type='SectorCountHead', in_dim=32, num_classes=3)],
+              text_only_baseline=False)
+    src, dst = _build(**kw), _build(**kw)
+    with torch.no_grad():
+        for p in src.parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    export_seed_layout(src, str(tmp_path))
+    assert {'question_readout_latest.pt', 'aux_heads_latest.pt'} <= set(os.listdir(tmp_path))
+    loaded = import_seed_layout(dst, str(tmp_path))
+    assert {'question_readout', 'aux_heads'} <= set(loaded)
+    a, b = src.state_dict(), dst.state_dict()
+    for n, p in src.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(a[n], b[n]), n
