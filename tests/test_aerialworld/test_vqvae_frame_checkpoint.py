@@ -134,3 +134,32 @@ def test_framewise_path_falls_back_for_non_decomposable_losses():
     tok.forward_terms = lambda *a, **k: called.append(1) or monkey(*a, **k)
     losses = head.loss_tokenizer(tok, _occ(2, seed=0))
     assert not called and torch.isfinite(losses['loss_recon_dice'])
+
+
+@pytest.mark.parametrize('loss_cfg', [
+    dict(type='OccupancyFocalLoss', alpha=0.9, gamma=2.0, free_label=3),
+    dict(type='OccupancyDiceLoss', free_label=3),
+    dict(type='MeanMatchingLoss', free_label=3),
+    dict(type='TokenCrossEntropyLoss'),
+    dict(type='TokenCrossEntropyLoss', label_smoothing=0.1, ignore_index=2),
+])
+def test_sample_terms_of_log_probabilities_match_logits(loss_cfg):
+    """``normalized=True`` (shared log-softmax) gives the terms and gradients of logits."""
+    loss = MODELS.build(loss_cfg)
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 4, 5, 4, 3, generator=g)
+    target = torch.randint(0, 4, (2, 5, 4, 3), generator=g)
+    ctx = loss.batch_context(target, 4)
+    results = []
+    for normalized in (False, True):
+        x = logits.clone().requires_grad_(True)
+        pred = torch.log_softmax(x, dim=1) if normalized else x
+        terms = loss.sample_terms(pred, target, normalized=normalized, **ctx)
+        value = loss.reduce_terms(terms)
+        value.backward()
+        results.append((terms.detach(), value.detach(), x.grad))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-5)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert torch.allclose(results[0][2], results[1][2], atol=1e-6)
+    # and forward() of the whole batch is the reduction of the per-sample terms
+    assert torch.allclose(loss(logits, target), results[0][1], atol=1e-6)

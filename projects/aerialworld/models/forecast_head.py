@@ -4,6 +4,7 @@ import inspect
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.structures import BaseDataElement
 from torch.utils.checkpoint import checkpoint
@@ -225,11 +226,13 @@ class OccForecastHead(BaseModule):
         """Tokenizer-stage losses of ``tokenizer`` reconstructing ``occ``.
 
         With ``tokenizer.checkpoint_frames > 0`` and every ``'recon'`` loss decomposable into
-        per-sample terms (``batch_context`` / ``sample_terms`` / ``reduce_terms``, as the
-        losses of :mod:`projects.common.losses`), the losses are computed frame by frame
-        inside the tokenizer's checkpointed chunks (:meth:`OccVQVAE.forward_terms`), so the
-        logits of all frames never exist at once; otherwise the whole batch is reconstructed
-        (``forward_train``) and :meth:`loss_reconstruction` applies. Both give the same dict,
+        per-sample terms (``batch_context`` / ``sample_terms`` taking ``normalized`` /
+        ``reduce_terms``, as the losses of :mod:`projects.common.losses`), the losses are
+        computed frame by frame inside the tokenizer's checkpointed chunks
+        (:meth:`OccVQVAE.forward_terms`), so the logits of all frames never exist at once,
+        from one ``log_softmax`` of each frame's logits shared by all losses; otherwise the
+        whole batch is reconstructed (``forward_train``) and :meth:`loss_reconstruction`
+        applies. Both give the same dict,
         values and gradients.
 
         Args:
@@ -243,6 +246,7 @@ class OccForecastHead(BaseModule):
                    if t == 'recon']
         framewise = getattr(tokenizer, 'checkpoint_frames', 0) > 0 and all(
             hasattr(m, 'sample_terms') and getattr(m, 'decomposable', True)
+            and 'normalized' in inspect.signature(m.sample_terms).parameters
             for _, m in entries)
         if not framewise:
             out = tokenizer.forward_train(occ)
@@ -253,10 +257,14 @@ class OccForecastHead(BaseModule):
 
         def terms_fn(logits: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
             """Per-frame loss terms and ``[intersection, union, correct]`` voxel counts."""
-            terms = {key: m.sample_terms(logits, target, **ctx)
+            # log-probabilities once for every loss (over the class dimension, which is the
+            # innermost in memory: no transposing copy); same values and gradients
+            log_probs = F.log_softmax(logits.movedim(1, -1), dim=-1).movedim(-1, 1)
+            terms = {key: m.sample_terms(log_probs, target, normalized=True, **ctx)
                      for (key, m), ctx in zip(entries, contexts)}
+            del log_probs
             with torch.no_grad():
-                pred = logits.argmax(1)
+                pred = logits.movedim(1, -1).argmax(-1)
                 pred_occ, gt_occ = pred != free, target != free
                 terms['_counts'] = torch.stack([
                     (pred_occ & gt_occ).flatten(1).sum(1), (pred_occ | gt_occ).flatten(1).sum(1),

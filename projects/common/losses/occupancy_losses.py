@@ -121,15 +121,17 @@ def per_sample_terms(fn, pred: torch.Tensor, target: torch.Tensor,
     return torch.cat(outs)
 
 
-def _occupancy_prob(pred: torch.Tensor, target: torch.Tensor, free: int,
-                    ignore_index: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _occupancy_prob(pred: torch.Tensor, target: torch.Tensor, free: int, ignore_index: int,
+                    normalized: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Occupied probability, binary ground truth and validity mask.
 
     Args:
-        pred (torch.Tensor): Logits ``(N, C, *spatial)``.
+        pred (torch.Tensor): Logits ``(N, C, *spatial)`` (log-probabilities with
+            ``normalized``).
         target (torch.Tensor): Labels ``(N, *spatial)``.
         free (int): Resolved free class index.
         ignore_index (int): Label value excluded from the loss.
+        normalized (bool): ``pred`` already holds ``log_softmax(logits, dim=1)``.
 
     Returns:
         tuple: ``p_occ`` float ``(N, M)`` = ``1 - softmax(pred)[free]``, ``gt_occ`` float
@@ -139,7 +141,8 @@ def _occupancy_prob(pred: torch.Tensor, target: torch.Tensor, free: int,
     n = pred.shape[0]
     target = target.long()
     # 1 - softmax[free] == sum of the non-free probabilities; computed stably via logsumexp.
-    p_free = torch.exp(pred[:, free] - torch.logsumexp(pred, dim=1))
+    p_free = torch.exp(pred[:, free] if normalized else
+                       pred[:, free] - torch.logsumexp(pred, dim=1))
     p_occ = (1.0 - p_free).reshape(n, -1)
     valid = (target != ignore_index).reshape(n, -1).to(pred.dtype)
     gt_occ = (target != free).reshape(n, -1).to(pred.dtype) * valid
@@ -256,7 +259,7 @@ class OccupancyFocalLoss(nn.Module):
         return dict(alpha=alpha, free=free)
 
     def sample_terms(self, pred: torch.Tensor, target: torch.Tensor, alpha: float,
-                     free: int) -> torch.Tensor:
+                     free: int, normalized: bool = False) -> torch.Tensor:
         """Per-sample ``[sum of the weighted focal terms, valid voxels]``.
 
         Args:
@@ -264,6 +267,9 @@ class OccupancyFocalLoss(nn.Module):
             target (torch.Tensor): Their labels ``(n, *spatial)``.
             alpha (float): ``alpha`` of the whole batch (:meth:`batch_context`).
             free (int): Resolved free class.
+            normalized (bool): ``pred`` already holds ``log_softmax(logits, dim=1)`` (callers
+                that evaluate several losses on the same logits compute it once; same values
+                and gradients, since ``log_softmax`` is idempotent). Defaults to False.
 
         Returns:
             torch.Tensor: ``(n, 2)`` float; :meth:`reduce_terms` of the terms of every sample
@@ -272,7 +278,8 @@ class OccupancyFocalLoss(nn.Module):
         t = target.long()
         valid = t != self.ignore_index
         safe = torch.where(valid, t, torch.zeros_like(t))
-        log_pt = F.log_softmax(pred, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        log_p = pred if normalized else F.log_softmax(pred, dim=1)
+        log_pt = log_p.gather(1, safe.unsqueeze(1)).squeeze(1)
         w = torch.where(safe == free, 1.0 - alpha, alpha).to(log_pt.dtype)
         loss = -w * (1.0 - log_pt.exp()).clamp(min=0).pow(self.gamma) * log_pt
         validf = valid.to(loss.dtype)
@@ -386,10 +393,12 @@ class OccupancyDiceLoss(nn.Module):
         return dict(free=_resolve_free_label(self.free_label, num_classes,
                                              'OccupancyDiceLoss'))
 
-    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor,
-                     free: int) -> torch.Tensor:
-        """Per-sample soft Dice coefficients ``(n,)`` of logits ``(n, C, *spatial)``."""
-        p, g, _ = _occupancy_prob(pred, target, free, self.ignore_index)
+    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor, free: int,
+                     normalized: bool = False) -> torch.Tensor:
+        """Per-sample soft Dice coefficients ``(n,)`` of logits ``(n, C, *spatial)``
+        (log-probabilities with ``normalized``, see :meth:`OccupancyFocalLoss.sample_terms`).
+        """
+        p, g, _ = _occupancy_prob(pred, target, free, self.ignore_index, normalized)
         inter = (p * g).sum(dim=1)
         return (2.0 * inter + self.smooth) / (p.sum(dim=1) + g.sum(dim=1) + self.smooth)
 
@@ -458,10 +467,12 @@ class MeanMatchingLoss(nn.Module):
         return dict(free=_resolve_free_label(self.free_label, num_classes,
                                              'MeanMatchingLoss'))
 
-    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor,
-                     free: int) -> torch.Tensor:
-        """Per-sample gap of the occupied fractions ``(n,)`` of logits ``(n, C, *spatial)``."""
-        p, g, valid = _occupancy_prob(pred, target, free, self.ignore_index)
+    def sample_terms(self, pred: torch.Tensor, target: torch.Tensor, free: int,
+                     normalized: bool = False) -> torch.Tensor:
+        """Per-sample gap of the occupied fractions ``(n,)`` of logits ``(n, C, *spatial)``
+        (log-probabilities with ``normalized``, see :meth:`OccupancyFocalLoss.sample_terms`).
+        """
+        p, g, valid = _occupancy_prob(pred, target, free, self.ignore_index, normalized)
         n_valid = valid.sum(dim=1).clamp(min=1.0)
         return p.sum(dim=1) / n_valid - g.sum(dim=1) / n_valid
 

@@ -79,21 +79,35 @@ class TokenCrossEntropyLoss(nn.Module):
         """Keyword arguments of :meth:`sample_terms` (none: no batch-level constants)."""
         return {}
 
-    def sample_terms(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def sample_terms(self, logits: torch.Tensor, target: torch.Tensor,
+                     normalized: bool = False) -> torch.Tensor:
         """Per-sample ``[summed cross-entropy, counted positions]`` ``(n, 2)``.
 
         Args:
             logits (torch.Tensor): ``(n, K, *)`` logits of some samples of the batch.
             target (torch.Tensor): ``(n, *)`` integer targets.
+            normalized (bool): ``logits`` already holds ``log_softmax(logits, dim=1)`` (see
+                ``OccupancyFocalLoss.sample_terms``); the negative log-likelihood (and the
+                label-smoothing term ``-mean_k log p_k``) is then read from it directly.
+                Defaults to False.
 
         Returns:
             torch.Tensor: ``(n, 2)`` float; :meth:`reduce_terms` of the terms of every sample
             is the loss of the batch.
         """
         t = target.long()
-        ce = F.cross_entropy(logits, t, ignore_index=self.ignore_index,
-                             label_smoothing=self.label_smoothing, reduction='none')
-        count = (t != self.ignore_index).to(ce.dtype)
+        valid = t != self.ignore_index
+        if normalized:
+            safe = torch.where(valid, t, torch.zeros_like(t))
+            ce = -logits.gather(1, safe.unsqueeze(1)).squeeze(1)
+            if self.label_smoothing > 0:
+                eps = self.label_smoothing
+                ce = (1.0 - eps) * ce - eps * logits.mean(dim=1)
+            ce = ce * valid.to(ce.dtype)
+        else:
+            ce = F.cross_entropy(logits, t, ignore_index=self.ignore_index,
+                                 label_smoothing=self.label_smoothing, reduction='none')
+        count = valid.to(ce.dtype)
         return torch.stack([ce.flatten(1).sum(1), count.flatten(1).sum(1)], 1)
 
     def reduce_terms(self, terms: torch.Tensor) -> torch.Tensor:
