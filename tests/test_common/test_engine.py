@@ -49,9 +49,12 @@ def test_checkpoint_round_trip_weights_only(tmp_path):
     np.testing.assert_array_equal(loaded['meta']['arr'], np.arange(3.0))
 
 
-def test_device_agnostic_ddp_on_cpu(tmp_path):
-    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-    os.environ.setdefault('MASTER_PORT', '29533')
+def test_device_agnostic_ddp_on_cpu(tmp_path, monkeypatch, free_port):
+    # The file:// rendezvous needs no port; the variables are set for code that reads them,
+    # only for this test (monkeypatch) and on a free port, not a fixed one that a parallel
+    # test or another job could hold.
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(free_port))
     dist.init_process_group('gloo', rank=0, world_size=1,
                             init_method=f'file://{tmp_path}/pg')
     try:

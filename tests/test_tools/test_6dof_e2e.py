@@ -16,7 +16,8 @@ from tool_runner import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs this module (pytest -n 2): its tests share the trained checkpoints.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('6dof_e2e')]
 
 CONFIGS = ['finetune_6dof.py', 'finetune_nuscenes_6dof.py']
 

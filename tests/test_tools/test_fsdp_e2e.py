@@ -93,6 +93,7 @@ def _run(args, timeout=600):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('tokyo_full_grid')  # not beside the other full-grid runs (memory)
 def test_fsdp_two_processes_gloo_train_then_test(tmp_path):
     if not osp.exists(DATA):
         pytest.fail(f'{DATA} is missing: run `bash tools/install.sh` first')

@@ -31,7 +31,8 @@ TOL = 1e-6
 # Logged values that are not functions of the training state.
 _SKIP_KEYS = {'iter', 'epoch', 'step', 'time', 'data_time', 'eta', 'memory'}
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs this module (pytest -n 2): its tests share the reference run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('resume_equivalence')]
 
 
 def _options(num_workers):

@@ -20,7 +20,10 @@ from tool_runner import run_tool
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA = osp.join(ROOT, 'data', 'tokyo', 'aerialworld_infos_train.pkl')
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs this module and the FSDP end-to-end test (pytest -n 2), one after the
+# other: the module's tests share the stage-1 checkpoint, and the full 200 x 200 x 121 grid runs
+# (~5 GB each) must not overlap in memory.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('tokyo_full_grid')]
 
 # Narrow model, same architecture (4x down with attention at the lowest scale, copy prior).
 SMALL_MODEL = [
