@@ -39,7 +39,10 @@ model = dict(
     tokenizer=dict(grid_size=grid_size, z_reduction=1, z_embed_dim=None, class_embed_dim=8,
                    base_channels=32,
                    channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=16,
-                   normalize_codes=True, attn_at_lowest=False, with_cp=False),
+                   normalize_codes=True, attn_at_lowest=False, with_cp=False,
+                   # small grid: no per-frame checkpointing (the base's memory saver for
+                   # full grids would only add a recomputation here)
+                   checkpoint_frames=0),
     # Convolutional multi-scale spatial mixing: translation-equivariant (ego motion shifts
     # the scene) and ~1.5x cheaper than attention on 25 x 25 tokens on a CPU.
     # Motion-compensated copy prior: start from "the static world seen from the moved ego"
