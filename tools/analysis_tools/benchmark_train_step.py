@@ -139,6 +139,8 @@ def legacy_model_cfg(model_cfg: dict) -> dict:
     cfg['type'] = 'LegacyAerialWorld'
     cfg['tokenizer']['type'] = 'LegacyOccVQVAE'
     cfg['tokenizer'].pop('init_cfg', None)
+    # memory option added after the legacy revision (same values and gradients)
+    cfg['tokenizer'].pop('checkpoint_frames', None)
     cfg['transformer']['type'] = 'LegacyOccWorldTransformer'
     cfg.pop('token_cache', None)
     head = cfg.pop('head', None) or DEFAULT_HEAD
