@@ -190,13 +190,36 @@ class OccForecastHead(BaseModule):
         """
         losses: Dict[str, torch.Tensor] = {}
         self._add_losses(stage, logits, target, losses)
-        with torch.no_grad():
-            pred = logits.argmax(1)
-            pred_occ, gt_occ = pred != self.free_label, target != self.free_label
-            union = (pred_occ | gt_occ).sum().clamp(min=1)
-            losses[f'{stage}_iou'] = (pred_occ & gt_occ).sum().float() / union
-            losses[f'{stage}_acc'] = (pred == target.long()).float().mean()
+        self._add_voxel_scores(stage, self._voxel_counts(logits, target).sum(0), target.numel(),
+                               losses)
         return losses
+
+    @torch.no_grad()
+    def _voxel_counts(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``[intersection, union, correct]`` voxel counts ``(N, 3)`` of the
+        argmax of logits ``(N, C, *spatial)`` against labels ``(N, *spatial)`` (occupied =
+        not free)."""
+        pred = logits.movedim(1, -1).argmax(-1)  # class dim innermost in the frame path
+        pred_occ, gt_occ = pred != self.free_label, target != self.free_label
+        return torch.stack([(pred_occ & gt_occ).flatten(1).sum(1),
+                            (pred_occ | gt_occ).flatten(1).sum(1),
+                            (pred == target.long()).flatten(1).sum(1)], 1)
+
+    @staticmethod
+    def _add_voxel_scores(stage: str, counts: torch.Tensor, numel: int,
+                          losses: Dict[str, torch.Tensor]) -> None:
+        """``<stage>_iou`` and ``<stage>_acc`` from batch counts ``(3,)`` (see
+        :meth:`_voxel_counts`) of ``numel`` voxels."""
+        losses[f'{stage}_iou'] = counts[0].float() / counts[1].clamp(min=1)
+        losses[f'{stage}_acc'] = counts[2].float() / numel
+
+    @staticmethod
+    def _add_vq_terms(vq_loss: torch.Tensor, indices: torch.Tensor, num_codes: int,
+                      losses: Dict[str, torch.Tensor]) -> None:
+        """``loss_vq`` and ``code_usage`` (fraction of the ``num_codes`` codes used)."""
+        losses['loss_vq'] = vq_loss
+        used = torch.unique(indices).numel()
+        losses['code_usage'] = torch.tensor(used / num_codes, device=vq_loss.device)
 
     def loss_reconstruction(self, logits: torch.Tensor, target: torch.Tensor,
                             vq_loss: torch.Tensor, indices: torch.Tensor,
@@ -215,10 +238,7 @@ class OccForecastHead(BaseModule):
             ``loss_vq`` and ``code_usage`` (fraction of codes used in the batch).
         """
         losses = self.occupancy_losses(logits, target, 'recon')
-        losses['loss_vq'] = vq_loss
-        with torch.no_grad():
-            used = torch.unique(indices).numel()
-            losses['code_usage'] = torch.tensor(used / num_codes, device=logits.device)
+        self._add_vq_terms(vq_loss, indices, num_codes, losses)
         return losses
 
     def loss_tokenizer(self, tokenizer: torch.nn.Module,
@@ -253,7 +273,6 @@ class OccForecastHead(BaseModule):
             return self.loss_reconstruction(out['logits'], occ, out['vq_loss'], out['indices'],
                                             tokenizer.num_codes)
         contexts = [m.batch_context(occ, tokenizer.num_classes) for _, m in entries]
-        free = self.free_label
 
         def terms_fn(logits: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
             """Per-frame loss terms and ``[intersection, union, correct]`` voxel counts."""
@@ -263,23 +282,14 @@ class OccForecastHead(BaseModule):
             terms = {key: m.sample_terms(log_probs, target, normalized=True, **ctx)
                      for (key, m), ctx in zip(entries, contexts)}
             del log_probs
-            with torch.no_grad():
-                pred = logits.movedim(1, -1).argmax(-1)
-                pred_occ, gt_occ = pred != free, target != free
-                terms['_counts'] = torch.stack([
-                    (pred_occ & gt_occ).flatten(1).sum(1), (pred_occ | gt_occ).flatten(1).sum(1),
-                    (pred == target.long()).flatten(1).sum(1)], 1)
+            terms['_counts'] = self._voxel_counts(logits, target)
             return terms
 
         out = tokenizer.forward_terms(occ, terms_fn)
         terms = out['terms']
         losses = {key: m.reduce_terms(terms[key]) for key, m in entries}
-        counts = terms['_counts'].sum(0)
-        losses['recon_iou'] = counts[0].float() / counts[1].clamp(min=1)
-        losses['recon_acc'] = counts[2].float() / occ.numel()
-        losses['loss_vq'] = out['vq_loss']
-        used = torch.unique(out['indices']).numel()
-        losses['code_usage'] = torch.tensor(used / tokenizer.num_codes, device=occ.device)
+        self._add_voxel_scores('recon', terms['_counts'].sum(0), occ.numel(), losses)
+        self._add_vq_terms(out['vq_loss'], out['indices'], tokenizer.num_codes, losses)
         return losses
 
     def token_losses(self, logits: torch.Tensor, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
