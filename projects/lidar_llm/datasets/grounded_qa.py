@@ -77,11 +77,13 @@ def rotate_boxes(boxes: np.ndarray, rot_deg: float) -> np.ndarray:
     return out
 
 
-def view_of(xy: np.ndarray) -> np.ndarray:
-    """60° sector index (:data:`VIEW_NAMES`) of ego-frame positions ``(M, 2)``."""
+def view_of(xy: np.ndarray, num_views: int = 6) -> np.ndarray:
+    """Sector index of ego-frame positions ``(M, 2)``: ``num_views`` equal azimuth sectors,
+    sector 0 centred on +x, counter-clockwise (6: the 60° sectors of :data:`VIEW_NAMES`)."""
+    width = 2 * math.pi / num_views
     theta = np.arctan2(xy[:, 1], xy[:, 0])
-    return (np.floor(np.remainder(theta + math.pi / 6, 2 * math.pi) / (math.pi / 3))
-            .astype(int).clip(0, 5))
+    return (np.floor(np.remainder(theta + width / 2, 2 * math.pi) / width)
+            .astype(int).clip(0, num_views - 1))
 
 
 def load_seq_frames(seq_dir: str, rel_to: str) -> List[Dict]:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from projects.registry import MODELS
+from ..datasets.grounded_qa import view_of
 
 __all__ = ['SectorCountHead', 'sector_counts']
 
@@ -29,9 +30,9 @@ def sector_counts(boxes: np.ndarray, labels: np.ndarray, num_classes: int,
     """Objects per azimuth sector, range and class (plus all classes together).
 
     Sector ``v`` covers azimuths ``[60° v − 30°, 60° v + 30°)`` with ``θ = atan2(y, x)`` (sector
-    0 centred on +x, counter-clockwise: the convention of :func:`bev_view_ids` and the QA
-    converter's ``view_of``). An object counts in range ``r`` when its BEV centre is within
-    ``r`` metres of the ego origin.
+    0 centred on +x, counter-clockwise: :func:`view_of`, the QA converter's assignment). An
+    object counts in range ``r`` when its BEV centre is within ``r`` metres of the ego
+    origin.
 
     Args:
         boxes (np.ndarray): (M, >=2) box centres ``x, y`` first (m, ego frame).
@@ -49,9 +50,7 @@ def sector_counts(boxes: np.ndarray, labels: np.ndarray, num_classes: int,
         return out
     boxes = np.asarray(boxes, np.float64).reshape(len(labels), -1)
     xy = boxes[:, :2]
-    width = 2 * np.pi / num_views
-    view = np.floor(np.remainder(np.arctan2(xy[:, 1], xy[:, 0]) + width / 2, 2 * np.pi)
-                    / width).astype(int).clip(0, num_views - 1)
+    view = view_of(xy, num_views)
     dist = np.linalg.norm(xy, axis=1)
     labels = np.asarray(labels, np.int64)
     for j, r in enumerate(ranges):
