@@ -288,22 +288,25 @@ class LidarLLM(BaseModel):
                for name, value in inputs.items()}
         return uniq, index, sub
 
-    def sensor_tokens_dedup(self, inputs: Dict, data_samples,
-                            with_queries: bool = False) -> Dict[str, torch.Tensor]:
-        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
-        (several questions about one sample share its sensor tokens) and gathered per row.
+    def _distinct_sensor_tokens(self, inputs: Dict, data_samples):
+        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch.
 
-        With ``with_queries`` the result also holds ``lidar_queries`` (U, Q, d_model),
-        ``distinct`` (list of the U row indices they belong to) and ``row_index`` (long (B,),
-        position of each row's sample among the U, or ``None`` when U = B)."""
+        Returns:
+            tuple: the tokens gathered per row (dict, as :meth:`sensor_tokens`), the LiDAR
+            VAT queries of the distinct samples (U, Q, d_model) or ``None``, and
+            ``uniq`` / ``index`` of :meth:`_distinct_samples`.
+        """
         uniq, index, sub = self._distinct_samples(inputs, data_samples)
-        tokens = self.sensor_tokens(sub, with_queries=with_queries)
+        tokens = self.sensor_tokens(sub, with_queries=True)
         queries = tokens.pop('lidar_queries', None)
         if index is not None:
             tokens = {name: t[index.to(t.device)] for name, t in tokens.items()}
-        if with_queries:
-            tokens.update(lidar_queries=queries, distinct=uniq, row_index=index)
-        return tokens
+        return tokens, queries, uniq, index
+
+    def sensor_tokens_dedup(self, inputs: Dict, data_samples) -> Dict[str, torch.Tensor]:
+        """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
+        (several questions about one sample share its sensor tokens) and gathered per row."""
+        return self._distinct_sensor_tokens(inputs, data_samples)[0]
 
     def question_embeddings(self, questions: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
         """The LLM's (frozen) input embeddings of the bare questions, right-padded.
@@ -325,27 +328,23 @@ class LidarLLM(BaseModel):
             embeds = embed(padded.to(device)).float()
         return embeds, mask.to(device)
 
-    def _sensors_for_questions(self, inputs: Dict, data_samples, questions: Sequence[str],
-                               need_queries: bool = False) -> Dict[str, torch.Tensor]:
+    def _sensors_for_questions(self, inputs: Dict, data_samples, questions: Sequence[str]):
         """Sensor tokens of every row (computed once per distinct sample), with the
-        question-aware readout tokens appended to the LiDAR tokens when configured; with
-        ``need_queries`` also ``lidar_queries`` / ``distinct`` (see
-        :meth:`sensor_tokens_dedup`)."""
-        readout = self.question_readout is not None
-        sensors = self.sensor_tokens_dedup(inputs, data_samples,
-                                           with_queries=need_queries or readout)
-        if readout:
-            queries, index = sensors['lidar_queries'], sensors.pop('row_index')
+        question-aware readout tokens appended to the LiDAR tokens when configured.
+
+        Returns:
+            tuple: the tokens per row (dict), the LiDAR VAT queries of the distinct samples
+            (U, Q, d_model) or ``None`` (for ``aux_heads``), and the U row indices they
+            belong to.
+        """
+        sensors, queries, uniq, index = self._distinct_sensor_tokens(inputs, data_samples)
+        if self.question_readout is not None:
             rows = queries if index is None else queries[index.to(queries.device)]
             embeds, mask = self.question_embeddings(questions)
             extra = self.projector(self.question_readout(rows, embeds, mask))
             sensors['lidar'] = torch.cat([sensors['lidar'], extra.to(sensors['lidar'].dtype)],
                                          dim=1)
-        sensors.pop('row_index', None)
-        if not need_queries:
-            sensors.pop('lidar_queries', None)
-            sensors.pop('distinct', None)
-        return sensors
+        return sensors, queries, uniq
 
     def sensor_tokens(self, inputs: Dict, with_queries: bool = False
                       ) -> Dict[str, torch.Tensor]:
@@ -479,9 +478,8 @@ class LidarLLM(BaseModel):
             if any(not a.strip() for a in answers):
                 raise ValueError('a training sample has an empty answer: '
                                  f'{[s.metainfo.get("qa_id") for s in data_samples]}')
-            sensors = self._sensors_for_questions(inputs, data_samples, questions,
-                                                  need_queries=len(self.aux_heads) > 0)
-            queries, distinct = sensors.pop('lidar_queries', None), sensors.pop('distinct', None)
+            sensors, queries, distinct = self._sensors_for_questions(inputs, data_samples,
+                                                                     questions)
             prompts = [self.build_prompt(q) for q in questions]
             embeds, mask, labels = self._embed_batch(self.llm, prompts, sensors, answers)
             losses = dict(loss_answer=self._lm_loss(self.llm, embeds, mask, labels))
@@ -495,7 +493,7 @@ class LidarLLM(BaseModel):
             return losses
         if mode == 'predict':
             with torch.no_grad():
-                sensors = self._sensors_for_questions(inputs, data_samples, questions)
+                sensors = self._sensors_for_questions(inputs, data_samples, questions)[0]
                 preds = self.generate(self.llm, [self.build_prompt(q) for q in questions],
                                       sensors)
                 for s, p in zip(data_samples, preds):
