@@ -136,6 +136,18 @@ class OccupancyMetric(BaseMetric):
     model's margin over the strongest baseline, columns: steps 1..F and mean;
     plus per-class IoU rows) is logged with ``print_log(logger='current')``.
 
+    Several val sets (e.g. windows of held-out sessions and of a held-out
+    tile in one val index): samples whose metainfo has ``set_key`` (default
+    ``'val_set'``, written by ``AerialWorldDataset``) are also grouped by
+    that name. Then the whole table (every source, the strongest baseline
+    and the margins chosen within the set) is computed and logged per set,
+    with every metric key prefixed by ``'<set name>/'`` (e.g.
+    ``heldout_tile/IoU@6``, ``heldout_tile/warp_cv/IoU@6``,
+    ``heldout_tile/margin/IoU@mean``), after the combined table over all
+    samples, whose keys keep no set prefix. Each sample carries its set name
+    in its own result, so the grouping happens after the results of all
+    ranks are gathered (DDP-safe).
+
     Args:
         num_classes (int): Number of classes including free.
         free_label (int): Label of free space.
@@ -162,6 +174,9 @@ class OccupancyMetric(BaseMetric):
         dynamic_classes (Sequence[int]): Labels of classes that move on
             their own (e.g. vehicle, pedestrian, drone) for the ``dynamic/``
             metrics. Defaults to none.
+        set_key (str, optional): Metainfo key of a sample naming its val set
+            (see above); None disables the per-set tables. Defaults to
+            ``'val_set'``.
         prefix (str, optional): Prefix of the metric names. Defaults to
             none, i.e. keys like ``IoU@1``.
         collect_device (str): ``'cpu'`` or ``'gpu'`` for gathering results
@@ -191,6 +206,7 @@ class OccupancyMetric(BaseMetric):
                  point_cloud_range: Optional[Sequence[float]] = None,
                  z_reference: Optional[str] = None,
                  dynamic_classes: Sequence[int] = (),
+                 set_key: Optional[str] = 'val_set',
                  prefix: Optional[str] = None,
                  collect_device: str = 'cpu') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -233,6 +249,7 @@ class OccupancyMetric(BaseMetric):
         self.point_cloud_range = point_cloud_range
         self.z_reference = z_reference
         self.dynamic_classes = sorted(dynamic)
+        self.set_key = set_key
 
     # ---------------------------------------------------------------- process
     def _grid(self) -> Tuple[Optional[List[float]], str]:
@@ -378,6 +395,10 @@ class OccupancyMetric(BaseMetric):
                         base_motion, gt_motion)
                     if rot is not None:
                         result['base_rot_err'] = rot
+            if self.set_key is not None:
+                set_name = sample_meta(sample, self.set_key)
+                if set_name is not None:
+                    result['set'] = str(set_name)
             self.results.append(result)
 
     # ---------------------------------------------------------------- compute
@@ -388,17 +409,45 @@ class OccupancyMetric(BaseMetric):
             results (list[dict]): Outputs of :meth:`process` from all ranks.
 
         Returns:
-            dict[str, float]: ``IoU@1..F``, ``IoU@mean``, ``mIoU@1..F``,
+            dict[str, float]: Over all samples: ``IoU@1..F``, ``IoU@mean``, ``mIoU@1..F``,
             ``mIoU@mean``, ``IoU/<class>``, ``pose/L2@1..F``, ``pose/ADE``,
             ``pose/FDE`` (6-DoF: ``pose/rot_deg@1..F``,
             ``pose/rot_deg_mean``), when available ``IoU_visible@t``,
             ``IoU_revealed@t``, ``mIoU_visible@t``, ``mIoU_revealed@t``,
             ``dynamic/IoU@t``, ``dynamic/mIoU@t``; the same under the
             ``decoded/``, ``baseline/``, ``warp_cv/`` and ``warp_plan/``
-            prefixes; ``margin/<metric>@t`` over the strongest baseline.
+            prefixes; ``margin/<metric>@t`` over the strongest baseline. Then
+            the same keys per val set, prefixed ``'<set name>/'``.
+
+        Raises:
+            ValueError: Samples with different numbers of future steps, or a
+                val set named like a metric prefix.
         """
         if not results:
             return {}
+        metrics = self._group_metrics(results, None)
+        names = sorted({r['set'] for r in results if 'set' in r})
+        reserved = {p.rstrip('/') for _, p, *_ in _SOURCES if p} | {
+            'margin', 'pose', 'IoU', 'dynamic'}
+        bad = [n for n in names if n in reserved or '/' in n]
+        if bad:
+            raise ValueError(f'OccupancyMetric: val set names {bad} collide with '
+                             f'metric prefixes {sorted(reserved)} or contain "/"')
+        if names:
+            without = sum('set' not in r for r in results)
+            if without:
+                print_log(f'OccupancyMetric: {without} of {len(results)} samples '
+                          f'have no {self.set_key!r}: only in the combined table',
+                          logger='current')
+            for name in names:
+                group = [r for r in results if r.get('set') == name]
+                for k, v in self._group_metrics(group, name).items():
+                    metrics[f'{name}/{k}'] = v
+        return metrics
+
+    def _group_metrics(self, results: List[dict],
+                       set_name: Optional[str]) -> Dict[str, float]:
+        """Metrics and logged table of one group of results (all, or a val set)."""
         steps = {r['cm'].shape[0] for r in results}
         if len(steps) != 1:
             raise ValueError('OccupancyMetric: samples have different numbers '
@@ -452,14 +501,16 @@ class OccupancyMetric(BaseMetric):
                          '(evaluator point_cloud_range or the dataset metainfo) and '
                          "the observed window in data_batch['inputs']")
         strongest = add_margins(metrics, rows, occ_values, baselines)
-        self._log_table(F, rows, per_class, strongest, notes, len(results))
+        self._log_table(F, rows, per_class, strongest, notes, len(results),
+                        set_name)
         return metrics
 
     def _log_table(self, F: int, rows: dict, per_class: dict,
                    strongest: Dict[str, str], notes: List[str],
-                   num_samples: int) -> None:
-        print_log(
-            format_occupancy_table(F, rows, per_class, strongest, notes,
-                                   num_samples, self.class_names,
-                                   [s[2] for s in _SOURCES]),
-            logger='current')
+                   num_samples: int, set_name: Optional[str] = None) -> None:
+        text = format_occupancy_table(F, rows, per_class, strongest, notes,
+                                      num_samples, self.class_names,
+                                      [s[2] for s in _SOURCES])
+        if set_name is not None:
+            text = f'[val set {set_name}] ' + text
+        print_log(text, logger='current')
