@@ -216,6 +216,21 @@ class OccWorldTransformer(BaseModule):
             leaves the first frame, which has no motion to continue, out of the pose loss;
             use ``num_history >= 2``). Defaults to False (the head predicts the motion
             itself, as in OccWorld).
+        pose_envelope (float, optional): Kinematic envelope of the residual pose correction
+            (needs ``pose_residual`` and ``pose_dims=4``): per dimension the correction is
+            ``k * |a_t| * tanh(head)`` with ``a_t = motion_t - motion_{t-1}`` the change of the
+            ego motion over the last step (the observed acceleration; zero for the first two
+            frames of the window, whose previous motion is not given) and ``k`` this value.
+            With ``k = 1`` the branch blends, per dimension and step, between the
+            constant-velocity model (correction 0), the constant-acceleration model
+            (``+a_t``) and the previous motion (``-a_t``), as an interacting-multiple-model
+            filter mixes kinematic models (Blom & Bar-Shalom, IEEE TAC 33(8), 1988). A
+            history at constant velocity (straight legs, steady orbits) is therefore
+            continued exactly as the constant-velocity baseline does, whatever the weights,
+            and in a rollout the model's own correction is the next step's acceleration, so
+            for ``k <= 1`` the correction never grows along the forecast. Learned corrections
+            can only act where the ego is already manoeuvring. None (default) leaves the
+            correction unbounded.
         init_cfg (dict, optional): MMEngine init config.
 
     Raises:
@@ -242,6 +257,7 @@ class OccWorldTransformer(BaseModule):
                  copy_prior: Optional[float] = None,
                  copy_warp_range: Optional[Sequence[float]] = None,
                  pose_residual: bool = False,
+                 pose_envelope: Optional[float] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if token_embed not in ('table', 'codebook'):
@@ -289,6 +305,13 @@ class OccWorldTransformer(BaseModule):
             nn.Linear(self.d_model, pose_hidden), nn.GELU(),
             nn.Linear(pose_hidden, pose_out))
         self.pose_residual = bool(pose_residual)
+        if pose_envelope is not None:
+            if not self.pose_residual or self.pose_dims != 4:
+                raise ValueError('pose_envelope needs pose_residual=True and pose_dims=4 '
+                                 f'(got pose_residual={pose_residual}, pose_dims={pose_dims})')
+            if not float(pose_envelope) > 0:
+                raise ValueError(f'pose_envelope must be > 0, got {pose_envelope}')
+        self.pose_envelope = None if pose_envelope is None else float(pose_envelope)
         if self.pose_residual:  # start at the constant-velocity prior
             nn.init.zeros_(self.pose_decoder[-1].weight)
             nn.init.zeros_(self.pose_decoder[-1].bias)
@@ -328,18 +351,44 @@ class OccWorldTransformer(BaseModule):
             quat = quat_canonical(quat_normalize(rot + rot.new_tensor([1.0, 0.0, 0.0, 0.0])))
         return torch.cat([trans, quat, vel], dim=-1)
 
-    def residual_motion(self, motion: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def observed_acceleration(motion: torch.Tensor) -> torch.Tensor:
+        """Change of the planar ego motion over the last step, per frame.
+
+        Args:
+            motion (torch.Tensor): ``(B, T, 4)`` per-frame motion ``[dx, dy, dz, dyaw]`` of
+                frame ``t`` relative to ``t - 1`` (metres, radians; the first frame's is not
+                given).
+
+        Returns:
+            torch.Tensor: ``(B, T, 4)`` ``motion_t - motion_{t-1}``, zero for frames 0 and 1
+            (no previous motion to compare with).
+        """
+        acc = torch.zeros_like(motion)
+        acc[:, 2:] = motion[:, 2:] - motion[:, 1:-1]
+        return acc
+
+    def residual_motion(self, motion: torch.Tensor, raw: torch.Tensor,
+                        accel: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Next ego motion as a correction of the current one (``pose_residual``).
 
         Args:
             motion (torch.Tensor): ``(..., pose_dims)`` input motion of frame ``t`` (relative
                 to ``t - 1``); a zero 6-DoF quaternion (no motion given) counts as identity.
             raw (torch.Tensor): ``(..., P)`` pose-decoder output (see :meth:`decode_motion`).
+            accel (torch.Tensor, optional): ``(..., 4)`` observed acceleration
+                (:meth:`observed_acceleration`); required with ``pose_envelope``, which
+                bounds the correction to ``pose_envelope * |accel| * tanh(raw)``.
 
         Returns:
             torch.Tensor: ``(..., pose_dims)`` motion of frame ``t + 1`` relative to ``t``.
         """
         delta = self.decode_motion(raw)
+        if self.pose_envelope is not None:
+            if accel is None:
+                raise ValueError('residual_motion: pose_envelope needs the observed '
+                                 'acceleration (accel)')
+            delta = self.pose_envelope * accel.abs() * torch.tanh(delta)
         if self.pose_dims == 4:
             return motion + delta
         quat = motion[..., 3:7]
@@ -431,8 +480,13 @@ class OccWorldTransformer(BaseModule):
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
         raw = self.pose_decoder(x.mean(dim=(2, 3)))
-        motion = (self.residual_motion(ego_motion.to(raw.dtype), raw) if self.pose_residual
-                  else self.decode_motion(raw))
+        if self.pose_residual:
+            cur = ego_motion.to(raw.dtype)
+            accel = (self.observed_acceleration(cur) if self.pose_envelope is not None
+                     else None)
+            motion = self.residual_motion(cur, raw, accel)
+        else:
+            motion = self.decode_motion(raw)
         if self.copy_logit is not None:
             h, w = self.token_grid
             if self.copy_warp_range is None:
