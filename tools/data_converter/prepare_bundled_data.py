@@ -4,9 +4,16 @@
 Called by ``tools/install.sh``. Produces
 
 * ``data/tokyo_local/``: test_local grid (50 x 50 x 30, 0.8 m), 28 sessions x 32 frames with a
-  light 16-beam LiDAR: enough for a small CPU model to learn next-frame prediction;
+  light 16-beam LiDAR on the training tiles (:data:`TILES`; about a fifth of them in the val
+  split, ``val_set='heldout_session'``) plus 6 drone sessions on the held-out tile
+  (:data:`HELDOUT_TILES`, val split only, ``val_set='heldout_tile'``): enough for a small CPU
+  model to learn next-frame prediction;
 * ``data/tokyo/``: tokyo grid (200 x 200 x 121, 0.4 m), 8 sessions x 20 frames with the full
-  32-beam LiDAR;
+  32-beam LiDAR, plus 2 held-out-tile drone sessions;
+
+Both Tokyo datasets have moving traffic (:data:`TRAFFIC`: vehicles, pedestrians and other drones
+as the classes ``vehicle``, ``pedestrian``, ``drone``; ``free`` = 9; rover sessions drive in it)
+and one val index holding both val sets (each frame record names its ``val_set``).
 * ``data/nuscenes_occ/``: Occ3D grid (200 x 200 x 16, 0.4 m) built from the 11 real nuScenes
   keyframes in ``data/nuscenes_seq/`` (``tools/data_converter/nuscenes_to_occ.py``);
 * ``data/uavscenes_sample/``: UAVScenes grid (200 x 200 x 120, 0.4 m x 0.5 m), 3 sessions x 14
@@ -35,7 +42,16 @@ from projects.aerialworld.converters import (ConverterConfig, config_hash,  # no
 from projects.aerialworld.converters import nuscenes_occ  # noqa: E402
 from projects.aerialworld.datasets.session_io import index_is_current  # noqa: E402
 
-TILES = ('ota_haneda', 'nishi_shinjuku')
+#: Tiles the training sessions (and the held-out-session val sessions) use.
+TILES = ('ota_haneda', 'nishi_shinjuku', 'shinjuku_53394517', 'suginami_53394503')
+#: Tile that no training session sees: the held-out-tile val set. Ota-ku 53392633 (9 LOD2
+#: buildings, low-rise, 2022 release) is the tile most like the training tiles' buildings
+#: (Ota-ku Haneda, 8 LOD2 buildings), so the set measures generalisation to unseen buildings
+#: of the same kind of city rather than to another kind of scene (shinjuku_53394517 is one
+#: large building, suginami_53394503 only roads).
+HELDOUT_TILES = ('ota_53392633',)
+#: Moving agents of the Tokyo datasets (projects/aerialworld/converters/traffic.py).
+TRAFFIC = dict(num_vehicles=8, num_pedestrians=12, num_drones=2, seed=0)
 #: UAVScenes-layout fixture (real Autzen survey, see tests/data/uavscenes/README.md) and the
 #: dataset built from it with the UAVScenes converter.
 UAVSCENES_FIXTURE = os.path.join(ROOT, 'tests', 'data', 'uavscenes')
@@ -49,10 +65,12 @@ DATASETS = {
                          max_range=150.0, mount=(0.0, 0.0, -0.1)),
         lidar_rover=dict(elevations_deg=(-25.0, 15.0), num_beams=16, azimuth_steps=512,
                          max_range=100.0, mount=(0.0, 0.0, 1.8)),
-        seed=0, dataset_name='tokyo_plateau'),
+        seed=0, dataset_name='tokyo_plateau', traffic=TRAFFIC, heldout_tiles=HELDOUT_TILES,
+        num_heldout_drone_sessions=6),
     'tokyo': ConverterConfig(
         grid='tokyo', num_drone_sessions=6, num_rover_sessions=2, frames_per_session=20,
-        drone_altitudes=(20.0, 35.0, 50.0, 70.0, 90.0), seed=0, dataset_name='tokyo_plateau'),
+        drone_altitudes=(20.0, 35.0, 50.0, 70.0, 90.0), seed=0, dataset_name='tokyo_plateau',
+        traffic=TRAFFIC, heldout_tiles=HELDOUT_TILES, num_heldout_drone_sessions=2),
 }
 
 # Real LiDAR datasets: name -> (input folder under data/, converter options).
@@ -164,7 +182,7 @@ def main(argv=None):
     p.add_argument('--log-level', default='WARNING')
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format='%(levelname)s %(message)s')
-    tiles = [os.path.join(args.data_root, 'plateau', t) for t in TILES]
+    tiles = [os.path.join(args.data_root, 'plateau', t) for t in TILES + HELDOUT_TILES]
     t_all = time.perf_counter()
     for name in args.only or (list(DATASETS) + list(NUSCENES_DATASETS) + [UAVSCENES_SAMPLE]
                               + list(SENSOR_VLA_DATASETS)):
@@ -193,10 +211,13 @@ def main(argv=None):
             print(f'[prepare_bundled_data] {out_dir}: up to date (config hash {h[:12]}), '
                   'skipped')
             continue
+        print(f'[prepare_bundled_data] {out_dir}: converting (config hash {h[:12]}; one progress '
+              'line per session)', flush=True)
         s = convert_plateau(tiles, out_dir, cfg, overwrite=True)
         print(f"[prepare_bundled_data] {out_dir}: {s['sessions']} sessions "
-              f"({s['train_sessions']} train / {s['val_sessions']} val), {s['frames']} frames, "
-              f"{s['bytes'] / 2**20:.1f} MiB in {s['total_seconds']:.1f} s")
+              f"({s['train_sessions']} train / {s['val_sessions']} val, of which "
+              f"{s['heldout_tile_sessions']} on the held-out tile {list(cfg.heldout_tiles)}), "
+              f"{s['frames']} frames, {s['bytes'] / 2**20:.1f} MiB in {s['total_seconds']:.1f} s")
     print(f'[prepare_bundled_data] done in {time.perf_counter() - t_all:.1f} s')
 
 

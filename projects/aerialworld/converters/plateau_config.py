@@ -12,7 +12,10 @@ from .grid import GRID_PRESETS, GridSpec
 from .lidar import LIDAR_PRESETS, LidarSpec
 from .traffic import TrafficConfig
 
-__all__ = ['ConverterConfig', 'SessionPlan', 'find_gml_files']
+__all__ = ['ConverterConfig', 'SessionPlan', 'find_gml_files', 'VAL_SETS']
+
+#: Names of the val sets (``SessionPlan.val_set``, the index records' ``val_set``).
+VAL_SETS = ('heldout_session', 'heldout_tile')
 
 
 @dataclass
@@ -48,6 +51,16 @@ class ConverterConfig:
             :data:`~projects.aerialworld.datasets.classes.PLATEAU_TRAFFIC_CLASSES` (``free`` =
             9), agents are voxelised over free space, hit by the LiDAR, and their boxes are
             written per frame to ``<session>/annotations/<frame>.json``.
+        heldout_tiles (tuple): names of tile folders (their base names) kept out of training:
+            no train or session-split val session is planned on their sites; only the
+            ``num_heldout_*`` sessions below fly / drive there, all in the val split with
+            ``val_set='heldout_tile'`` (the other val sessions get ``'heldout_session'``).
+            Empty (the default): no held-out tile, and the options (and config hash) are the
+            ones of a conversion without this feature.
+        num_heldout_drone_sessions (int): drone sessions on the held-out tiles' sites (kinds
+            cycle survey, orbit, random walk as for the training sessions).
+        num_heldout_rover_sessions (int): rover sessions there (skipped with a warning when no
+            held-out site has roads a rover can drive on).
     """
 
     grid: Union[str, dict] = 'tokyo'
@@ -67,6 +80,9 @@ class ConverterConfig:
     xy_resolution: Optional[float] = None
     frame: str = 'zone'
     traffic: Optional[dict] = None
+    heldout_tiles: Tuple[str, ...] = ()
+    num_heldout_drone_sessions: int = 0
+    num_heldout_rover_sessions: int = 0
 
     def grid_spec(self) -> GridSpec:
         """The output :class:`GridSpec`."""
@@ -101,6 +117,22 @@ class ConverterConfig:
             raise ValueError('session counts must be >= 0')
         if self.num_drone_sessions + self.num_rover_sessions == 0:
             raise ValueError('nothing to convert: zero sessions requested')
+        if self.num_heldout_drone_sessions < 0 or self.num_heldout_rover_sessions < 0:
+            raise ValueError('num_heldout_drone_sessions / num_heldout_rover_sessions must be '
+                             '>= 0')
+        if not isinstance(self.heldout_tiles, (tuple, list)) or not all(
+                isinstance(t, str) and t for t in self.heldout_tiles):
+            raise ValueError('heldout_tiles must be a sequence of tile folder names, got '
+                             f'{self.heldout_tiles!r}')
+        if self.heldout_tiles and (self.num_heldout_drone_sessions +
+                                   self.num_heldout_rover_sessions == 0):
+            raise ValueError(f'heldout_tiles={list(self.heldout_tiles)} but no held-out session '
+                             'is requested (num_heldout_drone_sessions / '
+                             'num_heldout_rover_sessions)')
+        if not self.heldout_tiles and (self.num_heldout_drone_sessions or
+                                       self.num_heldout_rover_sessions):
+            raise ValueError('num_heldout_*_sessions > 0 needs heldout_tiles (the tile folders '
+                             'those sessions use)')
         step = 20.0 / self.frame_rate_hz
         if self.frame_rate_hz <= 0 or abs(step - round(step)) > 1e-6:
             raise ValueError(f'frame_rate_hz must divide 20 Hz, got {self.frame_rate_hz}')
@@ -134,6 +166,13 @@ class ConverterConfig:
             del d['traffic']
         else:
             d['traffic'] = self.traffic_config().to_dict()
+        if self.heldout_tiles:
+            d['heldout_tiles'] = list(self.heldout_tiles)
+        else:
+            # conversions without a held-out tile keep their options (and config hash)
+            for k in ('heldout_tiles', 'num_heldout_drone_sessions',
+                      'num_heldout_rover_sessions'):
+                del d[k]
         return d
 
 
@@ -148,6 +187,10 @@ class SessionPlan:
         index (int): global session index (seeds its random generator).
         altitude (float): nominal altitude (drones; 0 for rovers).
         split (str): ``'train'`` or ``'val'``.
+        val_set (str | None): which val set a val session belongs to: ``'heldout_session'``
+            (a session of a training tile's site kept out of training) or ``'heldout_tile'``
+            (a session on a held-out tile, :attr:`ConverterConfig.heldout_tiles`); None for
+            train sessions.
     """
 
     name: str
@@ -156,6 +199,7 @@ class SessionPlan:
     index: int
     altitude: float = 0.0
     split: str = 'train'
+    val_set: Optional[str] = None
 
 
 def find_gml_files(tile_dirs: Sequence[str]) -> List[Tuple[str, List[str]]]:

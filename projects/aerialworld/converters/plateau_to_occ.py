@@ -108,8 +108,18 @@ class PlateauOccupancyConverter:
         self.tile_dirs = list(tile_dirs)
         self.spec = self.cfg.grid_spec()
         self.sites: 'OrderedDict[str, Site]' = OrderedDict()
+        #: site name -> name of the tile folder it comes from
+        self.site_tiles: Dict[str, str] = {}
         self.parsed: List[ParsedCityGML] = []
         self.mesh_seconds = 0.0
+        tiles = [t for t, _ in find_gml_files(self.tile_dirs)]
+        unknown = sorted(set(self.cfg.heldout_tiles) - set(tiles))
+        if unknown:
+            raise ValueError(f'heldout_tiles {unknown} are not among the converted tile folders '
+                             f'{tiles}')
+        if set(self.cfg.heldout_tiles) >= set(tiles):
+            raise ValueError(f'heldout_tiles={list(self.cfg.heldout_tiles)} leaves no tile to '
+                             'train on')
         self._prepare_meshes()
 
     # ------------------------------------------------------------------ preparation
@@ -135,6 +145,7 @@ class PlateauOccupancyConverter:
                 area = mesh.flight_area(250.0)
                 dsm = SurfaceModel(*mesh.surface_height_map(area, 1.0), 1.0).dilated(4.0)
                 self.sites[mesh.name] = Site(mesh, LidarSimulator(mesh), dsm)
+                self.site_tiles[mesh.name] = tile
         if not self.sites:
             raise CityGMLError('no usable geometry in the files '
                                f'{[f for _, fs in find_gml_files(self.tile_dirs) for f in fs]}')
@@ -151,21 +162,46 @@ class PlateauOccupancyConverter:
         return site.grid
 
     # ------------------------------------------------------------------ planning
+    def heldout_site(self, site_name: str) -> bool:
+        """Whether a site comes from a held-out tile (:attr:`ConverterConfig.heldout_tiles`)."""
+        return self.site_tiles[site_name] in self.cfg.heldout_tiles
+
     def plan_sessions(self) -> List[SessionPlan]:
         """Sessions to simulate (deterministic), with their split.
 
         Drone sessions cycle through the kinds and are spread over the sites by a smooth
         weighted round robin (sites with structures weigh 3, others 1); rover sessions go to
-        the sites with roads.
+        the sites with roads. Sites of held-out tiles get none of these: the held-out sessions
+        (``num_heldout_*_sessions``, named ``drone_heldout_<kind>_<NNN>`` /
+        ``rover_heldout_<NNN>``) are planned the same way over those sites only, after the
+        others (so adding a held-out tile leaves the seeds of the other sessions unchanged),
+        and all go to the val split with ``val_set='heldout_tile'``.
         """
         cfg = self.cfg
         plans: List[SessionPlan] = []
-        weights = {n: (3.0 if s.mesh.structure_categories() else 1.0)
-                   for n, s in self.sites.items()}
+        train_sites = [n for n in self.sites if not self.heldout_site(n)]
+        self._plan_group(plans, train_sites, cfg.num_drone_sessions, cfg.num_rover_sessions,
+                         '')
+        self._assign_splits(plans)
+        if cfg.heldout_tiles:
+            held = [n for n in self.sites if self.heldout_site(n)]
+            first = len(plans)
+            self._plan_group(plans, held, cfg.num_heldout_drone_sessions,
+                             cfg.num_heldout_rover_sessions, 'heldout_')
+            for p in plans[first:]:
+                p.split, p.val_set = 'val', 'heldout_tile'
+        return plans
+
+    def _plan_group(self, plans: List[SessionPlan], sites: Sequence[str], num_drone: int,
+                    num_rover: int, tag: str) -> None:
+        """Append ``num_drone`` drone and ``num_rover`` rover sessions over ``sites``."""
+        cfg = self.cfg
+        weights = {n: (3.0 if self.sites[n].mesh.structure_categories() else 1.0)
+                   for n in sites}
         current = dict.fromkeys(weights, 0.0)
         total = sum(weights.values())
         counters: Counter = Counter()
-        for i in range(cfg.num_drone_sessions):
+        for i in range(num_drone if sites else 0):
             for n in current:
                 current[n] += weights[n]
             site = max(current, key=lambda n: (current[n], -list(current).index(n)))
@@ -173,20 +209,18 @@ class PlateauOccupancyConverter:
             kind = DRONE_KINDS[i % len(DRONE_KINDS)]
             alt = cfg.drone_altitudes[(i // len(DRONE_KINDS) + i % len(DRONE_KINDS))
                                       % len(cfg.drone_altitudes)]
-            name = f'{kind}_{counters[kind]:03d}'
+            # 'drone_survey' -> drone_survey_000 / drone_heldout_survey_000
+            name = f"drone_{tag}{kind[len('drone_'):]}_{counters[kind]:03d}"
             counters[kind] += 1
             plans.append(SessionPlan(name, kind, site, len(plans), float(alt)))
-        road_sites = self.rover_sites() if cfg.num_rover_sessions else []
-        if cfg.num_rover_sessions and not road_sites:
-            logger.warning('no site has roads a rover can drive on: the %d rover session(s) '
-                           'are skipped', cfg.num_rover_sessions)
+        road_sites = [n for n in self.rover_sites() if n in sites] if num_rover else []
+        if num_rover and not road_sites:
+            logger.warning('no %ssite has roads a rover can drive on: the %d rover session(s) '
+                           'are skipped', 'held-out ' if tag else '', num_rover)
         elif road_sites:
-            for i in range(cfg.num_rover_sessions):
-                name = f'rover_{i:03d}'
-                plans.append(SessionPlan(name, ROVER_KIND, road_sites[i % len(road_sites)],
-                                         len(plans)))
-        self._assign_splits(plans)
-        return plans
+            for i in range(num_rover):
+                plans.append(SessionPlan(f'rover_{tag}{i:03d}', ROVER_KIND,
+                                         road_sites[i % len(road_sites)], len(plans)))
 
     def rover_sites(self) -> List[str]:
         """Sites with roads wide enough for a rover (``tran:Road`` polygons only).
@@ -236,7 +270,7 @@ class PlateauOccupancyConverter:
         rng = np.random.default_rng([self.cfg.seed, 7919])
         for k, g in groups.items():
             for j in rng.permutation(len(g))[:given[k]]:
-                g[j].split = 'val'
+                g[j].split, g[j].val_set = 'val', 'heldout_session'
 
     def simulate(self, plan: SessionPlan) -> Trajectory:
         """Trajectory of a planned session (deterministic given the seed and the plan)."""
@@ -383,18 +417,29 @@ class PlateauOccupancyConverter:
                             len(plans), self.traffic_summaries[plan.name],
                             time.perf_counter() - t_sim)
             make_session_dirs(os.path.join(out_dir, plan.name), self.cfg.lidar, with_traffic)
+            t_sess = time.perf_counter()
             for i in range(len(traj)):
                 occ, lidar, pose, ann = self.render_frame(plan, traj, i, traffic)
-                entries[plan.split].append(
-                    write_frame(out_dir, plan.name, i, occ, lidar, pose, annotations=ann))
+                entry = write_frame(out_dir, plan.name, i, occ, lidar, pose, annotations=ann)
+                if plan.val_set is not None:
+                    entry['val_set'] = plan.val_set
+                entries[plan.split].append(entry)
                 n_frames += 1
+            done = time.perf_counter() - t_frames
+            eta = done / (k + 1) * (len(plans) - k - 1)
+            print(f'[plateau_to_occ] {os.path.basename(os.path.normpath(out_dir))}: session '
+                  f'{k + 1}/{len(plans)} {plan.name} ({plan.site}, {plan.split}'
+                  f'{"/" + plan.val_set if plan.val_set else ""}) {len(traj)} frames in '
+                  f'{time.perf_counter() - t_sess:.1f} s; ETA {eta:.0f} s', flush=True)
         frame_seconds = time.perf_counter() - t_frames
         h = config_hash(self.cfg, self.tile_dirs)
         write_split_indexes(out_dir, entries, lambda split: self.metainfo(plans, h, split))
         summary = dict(
             out_dir=out_dir, sessions=len(plans),
             train_sessions=sum(p.split == 'train' for p in plans),
-            val_sessions=sum(p.split == 'val' for p in plans), frames=n_frames,
+            val_sessions=sum(p.split == 'val' for p in plans),
+            heldout_tile_sessions=sum(p.val_set == 'heldout_tile' for p in plans),
+            frames=n_frames,
             mesh_seconds=round(self.mesh_seconds, 2), grid_seconds=round(prep, 2),
             frame_seconds=round(frame_seconds, 2),
             frames_per_second=round(n_frames / max(frame_seconds, 1e-9), 2),
@@ -418,6 +463,7 @@ class PlateauOccupancyConverter:
                    for n, s in self.sites.items()},
             sessions={p.name: dict(site=p.site, kind=p.kind, split=p.split,
                                    altitude=p.altitude,
+                                   **({'val_set': p.val_set} if p.val_set else {}),
                                    **({'traffic': summaries[p.name]}
                                       if p.name in summaries else {})) for p in plans},
             attribution='出典：国土交通省 PLATEAU (MLIT Japan, PLATEAU open data)')

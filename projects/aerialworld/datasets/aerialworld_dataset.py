@@ -25,7 +25,8 @@ from mmengine.fileio import load
 from mmengine.logging import print_log
 
 from projects.registry import DATASETS, TRANSFORMS
-from .classes import PLATEAU_CLASSES, PLATEAU_PALETTE
+from .classes import (PLATEAU_CLASSES, PLATEAU_PALETTE, PLATEAU_TRAFFIC_CLASSES,
+                      PLATEAU_TRAFFIC_PALETTE)
 
 _REQUIRED_KEYS = ('session', 'frame_idx', 'occ_path', 'pose_path')
 _COUNTER_SLOTS = 257  # slot 0: main process, 1..256: dataloader workers
@@ -51,7 +52,13 @@ class AerialWorldDataset(BaseDataset):
       ``lidar_paths`` entries are ``None`` when the index has none);
     * ``sample_idx`` (int), ``num_history``, ``num_future`` (int);
     * ``free_label``, ``num_classes`` (int), ``grid_size`` (list[int] or
-      ``None``) from the index metainfo.
+      ``None``) from the index metainfo;
+    * ``val_set`` (str or ``None``): the val set the window's session belongs
+      to, from the index records' ``val_set`` (the PLATEAU converter writes
+      ``'heldout_session'`` or ``'heldout_tile'`` on val frames), else
+      ``default_val_set``. Packed into the data sample's metainfo (list it in
+      ``PackOccupancyInputs.meta_keys``), :class:`OccupancyMetric` reports
+      one table per val set besides the combined one.
 
     with ``T = num_history + num_future``. A window covers the frames
     ``start, start + frame_interval, ...`` of one session; window starts are
@@ -88,6 +95,11 @@ class AerialWorldDataset(BaseDataset):
             raising. Defaults to False.
         sessions (Sequence[str], optional): Keep only these sessions (a
             session-level split inside one index). Defaults to all.
+        val_sets (Sequence[str], optional): Keep only the sessions whose
+            ``val_set`` is one of these (e.g. ``['heldout_tile']``).
+            Defaults to all.
+        default_val_set (str, optional): ``val_set`` of windows whose index
+            records have none. Defaults to None.
         max_windows (int, optional): Keep at most this many windows, evenly
             spaced over the dataset (quick runs). Defaults to all.
         check_files (bool): Check at start-up that every occupancy and pose
@@ -122,6 +134,8 @@ class AerialWorldDataset(BaseDataset):
                  expected_classes: Optional[Union[Sequence[str], int]] = None,
                  skip_invalid: bool = False,
                  sessions: Optional[Sequence[str]] = None,
+                 val_sets: Optional[Sequence[str]] = None,
+                 default_val_set: Optional[str] = None,
                  max_windows: Optional[int] = None,
                  check_files: bool = True,
                  metainfo: Optional[Mapping] = None,
@@ -148,6 +162,10 @@ class AerialWorldDataset(BaseDataset):
         self.expected_classes = expected_classes
         self.skip_invalid = skip_invalid
         self.sessions = None if sessions is None else list(sessions)
+        if isinstance(val_sets, str):
+            val_sets = [val_sets]
+        self.val_sets = None if val_sets is None else [str(v) for v in val_sets]
+        self.default_val_set = default_val_set
         self.max_windows = max_windows
         self.check_files = check_files
         self.num_invalid_frames = 0
@@ -191,8 +209,10 @@ class AerialWorldDataset(BaseDataset):
         if 'classes' not in meta:
             meta['classes'] = PLATEAU_CLASSES
         meta['classes'] = tuple(meta['classes'])
-        if 'palette' not in meta and meta['classes'] == tuple(PLATEAU_CLASSES):
-            meta['palette'] = [tuple(c) for c in PLATEAU_PALETTE]
+        for names, palette in ((PLATEAU_CLASSES, PLATEAU_PALETTE),
+                               (PLATEAU_TRAFFIC_CLASSES, PLATEAU_TRAFFIC_PALETTE)):
+            if 'palette' not in meta and meta['classes'] == tuple(names):
+                meta['palette'] = [tuple(c) for c in palette]
         num_classes = len(meta['classes'])
         meta.setdefault('free_label', num_classes - 1)
         meta['num_classes'] = num_classes
@@ -250,6 +270,10 @@ class AerialWorldDataset(BaseDataset):
                 prev = session
             groups[session].append(rec)
         for session, recs in groups.items():
+            sets = {r.get('val_set') for r in recs}
+            if len(sets) > 1:
+                raise ValueError(f'{self.ann_file}: session {session!r} has frames of '
+                                 f'several val sets {sorted(map(str, sets))}')
             idx = np.array([int(r['frame_idx']) for r in recs])
             if len(idx) > 1 and not np.all(np.diff(idx) == 1):
                 bad = int(np.flatnonzero(np.diff(idx) != 1)[0])
@@ -312,6 +336,17 @@ class AerialWorldDataset(BaseDataset):
                                  f'index')
             groups = OrderedDict(
                 (s, r) for s, r in groups.items() if s in set(self.sessions))
+        if self.val_sets is not None:
+            present = {r[0].get('val_set', self.default_val_set)
+                       for r in groups.values()}
+            unknown = sorted(set(self.val_sets) - present)
+            if unknown:
+                raise ValueError(f'{self.ann_file}: val_sets {unknown} (config field '
+                                 f'`val_sets`) have no session in the index (its val '
+                                 f'sets: {sorted(map(str, present))})')
+            groups = OrderedDict(
+                (s, r) for s, r in groups.items()
+                if r[0].get('val_set', self.default_val_set) in self.val_sets)
 
         T, step = self.window_length, self.frame_interval
         span = (T - 1) * step + 1
@@ -342,7 +377,9 @@ class AerialWorldDataset(BaseDataset):
                         num_future=self.num_future,
                         free_label=int(meta['free_label']),
                         num_classes=int(meta['num_classes']),
-                        grid_size=meta.get('grid_size')))
+                        grid_size=meta.get('grid_size'),
+                        val_set=frames[0].get('val_set',
+                                              self.default_val_set)))
         if self.num_invalid_frames:
             print_log(
                 f'AerialWorldDataset({self.ann_file}): skipped windows '
