@@ -12,6 +12,13 @@ _base_ = [
     './_base_/models/aerialworld.py',
     './_base_/schedules/aerialworld_two_stage.py',
 ]
+# The classes of the dataset base (the PLATEAU city with traffic: free = 9); the copy-through
+# decoder warps the static classes only (vehicles, pedestrians and drones move on their own).
+model = dict(
+    num_classes={{_base_.num_classes}},
+    free_label={{_base_.free_label}},
+    tokenizer=dict(num_classes={{_base_.num_classes}}, free_label={{_base_.free_label}}),
+    copy_decode=dict(static_classes={{_base_.static_classes}}))
 val_dataloader = dict(dataset=dict(window_stride=5))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=1000))

@@ -27,16 +27,22 @@ param_scheduler = [
 # Tokens at 2x down (25 x 25, 1.6 m per token): a 40 m grid is small, and the finer token map
 # keeps reconstruction IoU high enough for forecasting to beat copying the last frame.
 model = dict(
+    # the classes of the dataset base (the PLATEAU city with traffic: free = 9)
+    num_classes={{_base_.num_classes}},
+    free_label={{_base_.free_label}},
     tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
     # Copy-through decoding of the rollout: the last observed frame warped by the predicted
-    # ego motion (the PLATEAU city is static) where it covers the new grid, observed voxels
-    # for tokens predicted unchanged, the VQ decoder for the rest. The table's
-    # 'decoded only' rows are the plain OccWorld decoding of the same tokens.
-    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground'),
+    # ego motion where it covers the new grid (static classes only: vehicles, pedestrians
+    # and drones move on their own), observed voxels for tokens predicted unchanged, the VQ
+    # decoder for the rest. The table's 'decoded only' rows are the plain OccWorld decoding of
+    # the same tokens.
+    copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground',
+                     static_classes={{_base_.static_classes}}),
     # Cosine codebook with 16-d codes (ViT-VQGAN's factorised l2-normalised lookup) keeps
     # more codes alive; no encoder attention: on 25 x 25 tokens it only adds scene context
     # that the few training sessions let it memorise.
-    tokenizer=dict(grid_size=grid_size, z_reduction=1, z_embed_dim=None, class_embed_dim=8,
+    tokenizer=dict(num_classes={{_base_.num_classes}}, free_label={{_base_.free_label}},
+                   grid_size=grid_size, z_reduction=1, z_embed_dim=None, class_embed_dim=8,
                    base_channels=32,
                    channel_mults=(1, 2), num_res_blocks=1, num_codes=512, code_dim=16,
                    normalize_codes=True, attn_at_lowest=False, with_cp=False,
@@ -48,9 +54,13 @@ model = dict(
     # Motion-compensated copy prior: start from "the static world seen from the moved ego"
     # and learn what else changes (see OccWorldTransformer.copy_warp_range); the pose branch
     # likewise starts at constant velocity and learns corrections (pose_residual).
+    # pose_envelope: the learned correction stays inside a kinematic envelope (at most the
+    # ego's observed change of motion per step and dimension), so a constant-velocity
+    # history is continued exactly as the constant-velocity baseline (issue 9; see
+    # OccWorldTransformer.pose_envelope).
     transformer=dict(d_model=128, num_blocks=3, num_heads=4, max_frames=10,
                      spatial_scales=(1, 2), spatial_mode='conv', copy_prior=6.0,
-                     pose_residual=True,
+                     pose_residual=True, pose_envelope=1.0,
                      copy_warp_range=[point_cloud_range[0], point_cloud_range[1],
                                       point_cloud_range[3], point_cloud_range[4]]))
 train_dataloader = dict(batch_size=2, num_workers=1)

@@ -3,8 +3,8 @@
 # tools/data_converter/uavscenes_to_occ.py. The default data_root is the sample built from the
 # real-survey fixture in tests/data/uavscenes by tools/data_converter/prepare_bundled_data.py
 # (tools/install.sh runs it); point data_root at your converted release for real training.
-# Classes, window lengths and loaders as tokyo_plateau.py.
-_base_ = ['./tokyo_plateau.py']
+# Classes (the static PLATEAU list), window lengths and loaders as tokyo_static.py.
+_base_ = ['./tokyo_static.py']  # the PLATEAU class list without traffic
 data_root = '{{ fileDirname }}/../../../data/uavscenes_sample/'
 point_cloud_range = [-40.0, -40.0, -10.0, 40.0, 40.0, 50.0]
 voxel_size = [0.4, 0.4, 0.5]
