@@ -285,3 +285,40 @@ def test_pose_residual_leaves_the_first_frame_out_of_the_pose_loss(monkeypatch):
         seen[residual] = calls[0]
     assert seen[False] == ((2, 3, 4), (2, 3, 4))  # frames 0..2 predict motions 1..3
     assert seen[True] == ((2, 2, 4), (2, 2, 4))  # frame 0 has no motion to continue
+
+
+def test_world_occ_loss_samples_decodes_a_random_subset_of_frames():
+    """``world_occ_loss_samples=1``: one randomly chosen target frame is decoded and scored,
+    with the same decoded logits and loss terms as that frame has in the all-frames path."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(train_stage='world', world_occ_loss_frames='all'))
+    batch = synthetic_batch(batch=2, frames=4)
+    calls = []
+    original = model.head.occupancy_losses
+
+    def capture(logits, target, stage):
+        calls.append((logits.detach().clone(), target.clone()))
+        return original(logits, target, stage)
+
+    model.head.occupancy_losses = capture
+    model(batch, mode='loss')
+    full_logits, full_gt = calls.pop()
+    assert full_logits.shape[0] == 2 * 3  # B x targets 1..3
+    full_logits = full_logits.unflatten(0, (2, 3))
+    model.world_occ_loss_samples = 1
+    seen = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        losses = model(batch, mode='loss')
+        logits, gt = calls.pop()
+        assert logits.shape[0] == 2
+        frame = [f for f in range(3) if torch.equal(gt, batch['occupancy'][:, f + 1])]
+        assert len(frame) == 1
+        f = frame[0]
+        seen.add(f)
+        assert torch.allclose(logits, full_logits[:, f], atol=1e-5)
+        expected = original(full_logits[:, f], batch['occupancy'][:, f + 1], 'pred')
+        assert torch.allclose(losses['loss_pred_focal'], expected['loss_pred_focal'], atol=1e-6)
+    assert len(seen) > 1  # the frame is drawn at random
+    with pytest.raises(ValueError, match='world_occ_loss_samples'):
+        MODELS.build(tiny_model_cfg(world_occ_loss_samples=0))

@@ -143,6 +143,9 @@ def legacy_model_cfg(model_cfg: dict) -> dict:
     cfg['tokenizer'].pop('checkpoint_frames', None)
     cfg['transformer']['type'] = 'LegacyOccWorldTransformer'
     cfg.pop('token_cache', None)
+    # options added after the legacy revision: the legacy world stage decodes every target
+    # frame (world_occ_loss_samples=None)
+    cfg.pop('world_occ_loss_samples', None)
     head = cfg.pop('head', None) or DEFAULT_HEAD
     for key in set(LEGACY_LOSS_KEYS.values()) - {'loss_token'}:
         cfg[key] = None
@@ -259,6 +262,9 @@ def main(argv=None):
                 print(proc.stdout[-2000:] + proc.stderr[-4000:])
                 raise SystemExit(f'[benchmark] {impl}/{stage} failed (exit {proc.returncode})')
             results[impl, stage] = json.loads(lines[-1][len('RESULT '):])
+            if args.profile:  # the child's profiler table
+                print('\n'.join(ln for ln in proc.stdout.splitlines()
+                                 if not ln.startswith('RESULT ')))
             print(lines[-1], flush=True)
             print(f'[benchmark]   done in {time.perf_counter() - start:.0f} s', flush=True)
     print(f'\n{args.config}: grid {results[next(iter(results))]["grid"]}, batch '

@@ -66,6 +66,12 @@ class AerialWorld(BaseModel):
             occupancy losses in the world stage: ``'future'`` (targets
             ``num_history .. T-1``), ``'all'`` (targets ``1 .. T-1``) or ``'none'``.
             Defaults to ``'future'``.
+        world_occ_loss_samples (int, optional): Decode and score only this many randomly
+            chosen frames of ``world_occ_loss_frames`` per step (the same frames for every
+            sample of the batch), the world-stage counterpart of ``tokenizer_frames``: the
+            mean of the per-frame terms is then estimated from a sample of the frames, and the
+            cost of decoding full-resolution frames (which dominates a full-grid world step)
+            drops by ``num_frames / world_occ_loss_samples``. Defaults to None (all frames).
         tokenizer_frames (int, optional): In the tokenizer stage, reconstruct only this many
             randomly chosen frames of each window (saves compute). Defaults to None (all).
         copy_decode (dict, optional): :class:`CopyThroughDecoder` config (``type`` optional;
@@ -98,6 +104,7 @@ class AerialWorld(BaseModel):
                  train_stage: str = 'world',
                  pose_mode: str = 'planar4',
                  world_occ_loss_frames: str = 'future',
+                 world_occ_loss_samples: Optional[int] = None,
                  tokenizer_frames: Optional[int] = None,
                  copy_decode: Optional[dict] = None,
                  tokenizer_ckpt: Optional[str] = None,
@@ -116,6 +123,9 @@ class AerialWorld(BaseModel):
         if world_occ_loss_frames not in ('future', 'all', 'none'):
             raise ValueError(f"world_occ_loss_frames must be 'future', 'all' or 'none', got "
                              f'{world_occ_loss_frames!r}')
+        if world_occ_loss_samples is not None and world_occ_loss_samples < 1:
+            raise ValueError(f'world_occ_loss_samples must be >= 1 or None, got '
+                             f'{world_occ_loss_samples}')
         if tokenizer_frames is not None and tokenizer_frames < 1:
             raise ValueError(f'tokenizer_frames must be >= 1 or None, got {tokenizer_frames}')
         self.pose_codec = PoseCodec(pose_mode)
@@ -171,6 +181,7 @@ class AerialWorld(BaseModel):
         self.num_history = int(num_history)
         self.num_future = int(num_future)
         self.world_occ_loss_frames = world_occ_loss_frames
+        self.world_occ_loss_samples = world_occ_loss_samples
         self.tokenizer_frames = tokenizer_frames
 
         self.copy_decoder = None if copy_decode is None else build_copy_decoder(
@@ -307,10 +318,15 @@ class AerialWorld(BaseModel):
             start = max(self.num_history - 1, 0) if self.world_occ_loss_frames == 'future' \
                 else 0
             if start < t - 1:
-                probs = F.softmax(logits[:, start:-1], dim=2)  # (B, F, K, h, w)
+                frames = torch.arange(start, t - 1, device=logits.device)
+                k = self.world_occ_loss_samples
+                if k is not None and k < len(frames):
+                    frames = frames[torch.randperm(len(frames), device=frames.device)[:k]
+                                    .sort().values]
+                probs = F.softmax(logits[:, frames], dim=2)  # (B, F, K, h, w)
                 soft = torch.einsum('bfkhw,kd->bfdhw', probs, codebook)
                 occ_logits = self.tokenizer.decode(soft.flatten(0, 1))
-                gt = occ[:, start + 1:].flatten(0, 1)
+                gt = occ[:, frames + 1].flatten(0, 1)
                 losses.update(self.head.occupancy_losses(occ_logits, gt, 'pred'))
         return losses
 
