@@ -132,3 +132,22 @@ def test_bundled_tokyo_local_holds_out_its_tile():
     held = val['metainfo']['converter_config']['heldout_tiles']
     assert held == ['ota_53392633']
     _check_index(train, val, held[0])
+
+
+@pytest.mark.parametrize('name', ['test_local.py', 'finetune_tokyo.py', 'finetune_6dof.py'])
+def test_tokyo_configs_name_the_traffic_classes_and_pack_the_val_set(name):
+    from mmengine.config import Config
+
+    from projects.aerialworld.datasets.classes import (PLATEAU_DYNAMIC_CLASSES,
+                                                       PLATEAU_TRAFFIC_CLASSES)
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', name))
+    assert tuple(cfg.class_names) == PLATEAU_TRAFFIC_CLASSES
+    free = PLATEAU_TRAFFIC_CLASSES.index('free')
+    dynamic = [PLATEAU_TRAFFIC_CLASSES.index(c) for c in PLATEAU_DYNAMIC_CLASSES]
+    assert cfg.model.num_classes == cfg.model.tokenizer.num_classes == len(cfg.class_names)
+    assert cfg.model.free_label == cfg.model.tokenizer.free_label == free
+    assert cfg.val_evaluator.dynamic_classes == dynamic
+    static = cfg.model.copy_decode.static_classes
+    assert sorted(static + dynamic + [free]) == list(range(len(cfg.class_names)))
+    for pipeline in (cfg.train_dataloader.dataset.pipeline, cfg.val_dataloader.dataset.pipeline):
+        assert 'val_set' in pipeline[-1]['meta_keys']
