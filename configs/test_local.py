@@ -31,6 +31,9 @@ model = dict(
     num_classes={{_base_.num_classes}},
     free_label={{_base_.free_label}},
     tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
+    # world stage: decode every future frame for the decoded-occupancy losses (the base's one
+    # sampled frame saves time only on full grids)
+    world_occ_loss_samples=None,
     # Copy-through decoding of the rollout: the last observed frame warped by the predicted
     # ego motion where it covers the new grid (static classes only: vehicles, pedestrians
     # and drones move on their own), observed voxels for tokens predicted unchanged, the VQ
