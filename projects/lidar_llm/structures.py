@@ -25,6 +25,8 @@ class LidarQADataSample(BaseDataElement):
             has them (grounded QA); read by auxiliary heads such as ``SectorCountHead``.
         gt_labels (np.ndarray): int64 (M,) class index of each box in the classes of
             ``LoadBEVObjects`` (-1: a class outside that list).
+        gt_bev_semantic (np.ndarray): int64 (H, W) BEV class map of ``LoadBEVSemantics``
+            (object class, ``K`` background, -1 no point); read by ``BEVSemanticHead``.
         pred_answer (str): The model's generated answer.
         pred_answer_text_only (str): The text-only twin's generated answer (same LLM, no
             sensor tokens), when the model trains one.
@@ -131,3 +133,18 @@ class LidarQADataSample(BaseDataElement):
     @gt_labels.deleter
     def gt_labels(self):
         del self._gt_labels
+
+    @property
+    def gt_bev_semantic(self) -> np.ndarray:
+        return self._gt_bev_semantic
+
+    @gt_bev_semantic.setter
+    def gt_bev_semantic(self, value):
+        arr = np.asarray(value, dtype=np.int64)
+        if arr.ndim != 2:
+            raise ValueError(f'gt_bev_semantic must be (H, W), got shape {arr.shape}')
+        self.set_field(arr, '_gt_bev_semantic', dtype=np.ndarray)
+
+    @gt_bev_semantic.deleter
+    def gt_bev_semantic(self):
+        del self._gt_bev_semantic

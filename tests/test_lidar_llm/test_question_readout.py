@@ -43,14 +43,27 @@ def test_readout_shapes_masking_and_question_dependence():
 def test_model_appends_readout_tokens_and_puts_sensors_after_the_question():
     from tests.test_lidar_llm.test_sector_count_head import _sample
     m = _build(question_readout=dict(n_queries=4), sensors_after_question=True,
-               text_only_baseline=False)
+               text_only_baseline=False,
+               aux_heads=[dict(type='ReadoutAnswerHead', in_dim=32),
+                          dict(type='SectorCountHead', in_dim=64, num_classes=3,
+                               input_key='tokens')])
     p = m.build_prompt('How many cars?')
     assert p == '<|im_start|>user\nHow many cars?\n<lidar></lidar><|im_end|>\n' \
                 '<|im_start|>assistant\n'
     samples = [_sample([[5, 0]], [0], 'a'), _sample([[5, 0]], [0], 'a')]
     samples[1].question = 'Is there a car to the back of the ego car within 30 m?'
+    samples[0].set_metainfo(dict(template_type='count'))
+    samples[0].gt_count = 1
+    samples[1].set_metainfo(dict(template_type='exist'))
+    samples[1].answer = 'no'
     bev = torch.randn(2, 8, 8, 8)
     bev[1] = bev[0]
+    heads_saw = []
+    for head in m.aux_heads:
+        def head_spy(x, s, orig=head.loss):
+            heads_saw.append((tuple(x.shape), len(s)))
+            return orig(x, s)
+        head.loss = head_spy
     seen = {}
     orig = type(m)._embed_batch
 
@@ -67,19 +80,37 @@ def test_model_appends_readout_tokens_and_puts_sensors_after_the_question():
     # one sample: the VAT tokens are shared, the readout tokens follow each question
     assert torch.allclose(lidar[0, :12], lidar[1, :12])
     assert not torch.allclose(lidar[0, 12:], lidar[1, 12:])
+    # the readout head gets the readout of every question, the token head the projected
+    # LiDAR tokens of the one distinct sample
+    assert heads_saw == [((2, 4, 32), 2), ((1, 12, 64), 1)]
+    assert {'loss_readout_answer', 'loss_sector_count_tokens'} <= set(losses)
     losses['loss_answer'].backward()
     assert m.question_readout.queries.grad.abs().sum() > 0
+    m.zero_grad()
+    losses = m(dict(bev=bev), samples, 'loss')
+    losses['loss_readout_answer'].backward()
+    assert m.question_readout.queries.grad.abs().sum() > 0
+    m.aux_heads.append(m.aux_heads[1])  # two heads logging the same loss name
+    with pytest.raises(ValueError, match='loss_sector_count_tokens'):
+        m(dict(bev=bev), samples, 'loss')
 
 
 def test_export_import_round_trip_with_readout_and_aux_head(tmp_path):
     kw = dict(question_readout=dict(n_queries=2, n_layers=1),
-              aux_heads=[dict(type='SectorCountHead', in_dim=32, num_classes=3)],
+              aux_heads=[dict(type='SectorCountHead', in_dim=32, num_classes=3),
+                         dict(type='BEVSemanticHead', in_channels=8, num_classes=3,
+                              feat_channels=8),
+                         dict(type='CenterHeatmapHead', in_channels=8, num_classes=3,
+                              feat_channels=8, bev_range=(-10, -10, 10, 10))],
               text_only_baseline=False)
     src, dst = _build(**kw), _build(**kw)
     with torch.no_grad():
         for p in src.parameters():
             if p.requires_grad:
                 p.add_(0.1)
+        for n, buf in src.named_buffers():  # BatchNorm statistics of the BEV heads travel too
+            if n.startswith('aux_heads') and buf.is_floating_point():
+                buf.add_(0.3)
     export_seed_layout(src, str(tmp_path))
     assert {'question_readout_latest.pt', 'aux_heads_latest.pt'} <= set(os.listdir(tmp_path))
     loaded = import_seed_layout(dst, str(tmp_path))
@@ -88,3 +119,7 @@ def test_export_import_round_trip_with_readout_and_aux_head(tmp_path):
     for n, p in src.named_parameters():
         if p.requires_grad:
             assert torch.equal(a[n], b[n]), n
+    heads = [n for n in a if n.startswith('aux_heads.')]
+    assert any('.net.0.bn.running_mean' in n for n in heads)
+    for n in heads:
+        assert torch.equal(a[n], b[n]), n

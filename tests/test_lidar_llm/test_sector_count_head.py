@@ -122,20 +122,31 @@ def test_lidar_llm_adds_the_aux_loss_once_per_distinct_sample():
     from tests.test_lidar_llm.conftest import tiny_model_cfg
     init_default_scope('projects')
     torch.manual_seed(0)
-    m = MODELS.build(tiny_model_cfg(aux_heads=[dict(type='SectorCountHead', in_dim=32,
-                                                    num_classes=3)]))
+    m = MODELS.build(tiny_model_cfg(aux_heads=[
+        dict(type='SectorCountHead', in_dim=32, num_classes=3),
+        dict(type='BEVSemanticHead', in_channels=8, num_classes=3, feat_channels=8),
+        dict(type='CenterHeatmapHead', in_channels=8, num_classes=3, feat_channels=8,
+             bev_range=(-10, -10, 10, 10))]))
     samples = [_sample([[5, 0]], [0], 'a'), _sample([[-8, 1]], [2], 'b'),
                _sample([[5, 0]], [0], 'a')]
+    for s in samples:
+        s.gt_bev_semantic = np.full((8, 8), 3)
     bev = torch.randn(3, 8, 8, 8)
     bev[2] = bev[0]
     seen = []
-    head = m.aux_heads[0]
-    orig = head.loss
-    head.loss = lambda q, s: seen.append((q.shape, [x.metainfo['sample_token'] for x in s])) \
-        or orig(q, s)
+    for head in m.aux_heads:
+        def spy(x, s, orig=head.loss):
+            seen.append((tuple(x.shape), [y.metainfo['sample_token'] for y in s]))
+            return orig(x, s)
+        head.loss = spy
     losses = m(dict(bev=bev), samples, 'loss')
-    assert seen == [(torch.Size([2, 12, 32]), ['a', 'b'])]
-    assert set(losses) == {'loss_answer', 'loss_text_only', 'loss_sector_count'}
+    # the query head gets the VAT output, the BEV heads the BEV map, once per distinct sample
+    assert seen == [((2, 12, 32), ['a', 'b']), ((2, 8, 8, 8), ['a', 'b']),
+                    ((2, 8, 8, 8), ['a', 'b'])]
+    assert set(losses) == {'loss_answer', 'loss_text_only', 'loss_sector_count',
+                           'loss_bev_semantic', 'loss_heatmap'}
+    assert torch.allclose(losses['loss_bev_semantic'],
+                          m.aux_heads[1].loss(bev[:2], samples[:2])['loss_bev_semantic'])
     losses['loss_sector_count'].backward()
     assert m.vat_lidar.queries.grad is not None and m.vat_lidar.queries.grad.abs().sum() > 0
     assert 'aux_heads.0.mlp.0.weight' in m.trainable_parameter_names()

@@ -11,7 +11,9 @@ out (validation / test); the other keyframes and every ``--info`` frame train. E
 is used at ``--train-rots`` (train) / ``--val-rots`` (held out) rotations about the ego z axis.
 Writes ``nuscenes_qa_{train,val}.json`` (``metainfo`` with a ``frames`` table: LiDAR path,
 ``lidar2ego``, cameras, the annotated ``boxes`` (M, 7: x, y, z, l, w, h, yaw; ego frame, m /
-rad, before the row's rotation) and their class ``names``; ``data_list`` of QA rows) atomically; refuses to overwrite without
+rad, before the row's rotation), their class ``names`` and, for SurroundOcc-layout frames with
+``pc_seman/``, ``seman_path`` (per-point lidarseg classes); ``data_list`` of QA rows)
+atomically; refuses to overwrite without
 ``--overwrite``.
 """
 import argparse
@@ -50,7 +52,9 @@ def frame_table(frames):
                              cams=f.get('cams', {}), scene=f['scene'],
                              timestamp=f['timestamp'],
                              boxes=np.round(f['boxes'], 3).tolist(),
-                             names=[str(n) for n in f['names']]) for f in frames}
+                             names=[str(n) for n in f['names']],
+                             **({'seman_path': f['seman_path']} if f.get('seman_path') else {}))
+            for f in frames}
 
 
 def main(argv=None):

@@ -28,13 +28,17 @@ import numpy as np
 from projects.common.metrics.text_metric import parse_box_answer
 
 __all__ = ['OCC3D_CLASS_NAMES', 'MMDET3D_NUSCENES_CLASSES', 'QA_CLASSES', 'load_seq_frames',
-           'load_info_frames', 'rotate_boxes', 'generate_frame_qa', 'format_box_answer',
+           'load_info_frames', 'rotate_boxes', 'LIDARSEG_CLASS_NAMES', 'points_in_boxes_bev', 'generate_frame_qa', 'format_box_answer',
            'parse_box_answer', 'VIEW_NAMES', 'view_of']
 
 VIEW_NAMES = ('front', 'front-left', 'back-left', 'back', 'back-right', 'front-right')
 #: Occ3D / SurroundOcc class order of ``object_category{i}.npy`` (0..10 are objects).
 OCC3D_CLASS_NAMES = ('others', 'barrier', 'bicycle', 'bus', 'car', 'construction_vehicle',
                      'motorcycle', 'pedestrian', 'traffic_cone', 'trailer', 'truck')
+#: Class ids of SurroundOcc's ``pc_seman/pc_seman_{i}.npy`` (column 3; lidarseg classes in the
+#: Occ3D order, 0 = noise / other).
+LIDARSEG_CLASS_NAMES = OCC3D_CLASS_NAMES + (
+    'driveable_surface', 'other_flat', 'sidewalk', 'terrain', 'manmade', 'vegetation')
 #: mmdet3d nuScenes info class order (metainfo['categories']).
 MMDET3D_NUSCENES_CLASSES = ('car', 'truck', 'trailer', 'bus', 'construction_vehicle',
                             'bicycle', 'motorcycle', 'pedestrian', 'traffic_cone', 'barrier')
@@ -77,6 +81,29 @@ def rotate_boxes(boxes: np.ndarray, rot_deg: float) -> np.ndarray:
     return out
 
 
+def points_in_boxes_bev(xyz: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Index of the box holding each point (-1: none), from the boxes' BEV footprint and
+    height.
+
+    Args:
+        xyz (np.ndarray): (N, >=3) points (m), the boxes' frame.
+        boxes (np.ndarray): (M, 7) ``x, y, z_bottom, l, w, h, yaw`` (m, rad; ``l`` along
+            the heading ``yaw``).
+
+    Returns:
+        np.ndarray: int64 (N,); a point inside several boxes takes the last one.
+    """
+    out = np.full(len(xyz), -1, np.int64)
+    for j, b in enumerate(np.asarray(boxes, np.float64).reshape(-1, 7)):
+        c, s = math.cos(b[6]), math.sin(b[6])
+        dx, dy = xyz[:, 0] - b[0], xyz[:, 1] - b[1]
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        inside = ((np.abs(u) <= b[3] / 2) & (np.abs(v) <= b[4] / 2) &
+                  (xyz[:, 2] >= b[2]) & (xyz[:, 2] <= b[2] + b[5]))
+        out[inside] = j
+    return out
+
+
 def view_of(xy: np.ndarray, num_views: int = 6) -> np.ndarray:
     """Sector index of ego-frame positions ``(M, 2)``: ``num_views`` equal azimuth sectors,
     sector 0 centred on +x, counter-clockwise (6: the 60° sectors of :data:`VIEW_NAMES`)."""
@@ -96,7 +123,9 @@ def load_seq_frames(seq_dir: str, rel_to: str) -> List[Dict]:
     Returns:
         list[dict]: per frame ``token`` (the LiDAR ego-pose token), ``timestamp`` (s),
         ``lidar_path``, ``lidar2ego`` (4, 4), ``boxes`` (M, 7) ego frame, ``names`` (M,),
-        ``moving`` (M,) bool.
+        ``moving`` (M,) bool and, when ``pc_seman/pc_seman_{i}.npy`` exists, ``seman_path``
+        (per-point lidarseg classes, row-aligned with the sweep; see
+        :data:`LIDARSEG_CLASS_NAMES`).
 
     Raises:
         FileNotFoundError: a frame file is missing (named).
@@ -118,7 +147,9 @@ def load_seq_frames(seq_dir: str, rel_to: str) -> List[Dict]:
         cats = np.load(p('bbox', f'object_category{k}.npy'), allow_pickle=True).astype(int)
         inst = np.load(p('bbox', f'boxes_token{k}.npy'), allow_pickle=True)
         lidar2ego = _pose(calib)
-        frames.append(dict(token=pose['token'], timestamp=pose['timestamp'] * 1e-6,
+        seman = osp.join(seq_dir, 'pc_seman', f'pc_seman_{k}.npy')
+        frames.append(dict(seman_path=osp.relpath(seman, rel_to) if osp.isfile(seman) else None,
+                           token=pose['token'], timestamp=pose['timestamp'] * 1e-6,
                            lidar_path=osp.relpath(p('pc', f'pc{k}.npy'), rel_to),
                            lidar2ego=lidar2ego, ego2global=_pose(pose),
                            boxes=_boxes_to_ego(boxes, lidar2ego),

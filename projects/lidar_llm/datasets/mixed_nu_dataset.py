@@ -116,6 +116,8 @@ class MixedNuDataset(BaseDataset):
                     if f.get('lidar_path'):
                         info['lidar_path'] = self._path(f['lidar_path'])
                         info['lidar2ego'] = f.get('lidar2ego')
+                    if f.get('seman_path'):
+                        info['seman_path'] = self._path(f['seman_path'])
                     info.setdefault('image_paths', f.get('cams', {}))
                 if info.get('image_paths'):
                     info['image_paths'] = {c: self._path(p)

@@ -123,10 +123,16 @@ class LidarLLM(BaseModel):
             ``text_dim`` filled in): readout tokens conditioned on the question, computed
             from the LiDAR VAT queries and appended (through the LiDAR projector) to the
             LiDAR tokens of every question, in training and in prediction alike.
-        aux_heads (list[dict], optional): heads on the LiDAR queries ``(B, Q, d_model)``
-            (before the projector) with a ``loss(queries, data_samples)`` method, e.g.
-            :class:`SectorCountHead`; their losses join the answer loss in training
-            (computed once per distinct sample of the batch). Prediction never uses them.
+        aux_heads (list[dict], optional): auxiliary training heads with a
+            ``loss(x, data_samples)`` method; ``x`` is, by the head's ``input_key``, the
+            LiDAR queries ``(B, Q, d_model)`` before the projector (``'queries'``, e.g.
+            :class:`SectorCountHead`), the projected LiDAR tokens the LLM reads
+            ``(B, Q, D)`` (``'tokens'``) or the BEV map the VAT reads ``(B, C, H, W)``
+            (``'bev'``, e.g. :class:`BEVSemanticHead`, :class:`CenterHeatmapHead`), both
+            computed once per distinct sample of the batch, or the question-aware readout
+            tokens ``(B, n, d_model)`` of every row (``'readout'``, e.g.
+            :class:`ReadoutAnswerHead`; needs ``question_readout``); their losses join the
+            answer loss in training. Prediction never uses them.
     """
 
     def __init__(self, llm: Dict, tokenizer: Dict, lora: Optional[Dict] = None,
@@ -199,6 +205,10 @@ class LidarLLM(BaseModel):
         self.aux_heads = nn.ModuleList(MODELS.build(c) for c in (aux_heads or []))
         if len(self.aux_heads) and self.vat_lidar is None:
             raise ValueError('model.aux_heads act on the LiDAR queries: set model.vat_lidar')
+        if self.question_readout is None and any(
+                getattr(h, 'input_key', None) == 'readout' for h in self.aux_heads):
+            raise ValueError("an aux head with input_key='readout' needs "
+                             'model.question_readout')
         self.losses = nn.ModuleList(MODELS.build(c) for c in (
             losses or [dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)]))
         self.system_prompt = system_prompt
@@ -292,16 +302,19 @@ class LidarLLM(BaseModel):
         """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch.
 
         Returns:
-            tuple: the tokens gathered per row (dict, as :meth:`sensor_tokens`), the LiDAR
-            VAT queries of the distinct samples (U, Q, d_model) or ``None``, and
+            tuple: the tokens gathered per row (dict, as :meth:`sensor_tokens`), a dict with
+            the LiDAR VAT queries ``queries`` (U, Q, d_model), the BEV map ``bev``
+            (U, C, H, W) and the projected LiDAR tokens ``tokens`` (U, Q, D) of the distinct
+            samples (``None`` without a LiDAR branch), and
             ``uniq`` / ``index`` of :meth:`_distinct_samples`.
         """
         uniq, index, sub = self._distinct_samples(inputs, data_samples)
         tokens = self.sensor_tokens(sub, with_queries=True)
-        queries = tokens.pop('lidar_queries', None)
+        lidar_out = dict(queries=tokens.pop('lidar_queries', None),
+                         bev=tokens.pop('lidar_bev', None), tokens=tokens.get('lidar'))
         if index is not None:
             tokens = {name: t[index.to(t.device)] for name, t in tokens.items()}
-        return tokens, queries, uniq, index
+        return tokens, lidar_out, uniq, index
 
     def sensor_tokens_dedup(self, inputs: Dict, data_samples) -> Dict[str, torch.Tensor]:
         """:meth:`sensor_tokens` computed once per distinct ``sample_token`` of the batch
@@ -333,18 +346,21 @@ class LidarLLM(BaseModel):
         question-aware readout tokens appended to the LiDAR tokens when configured.
 
         Returns:
-            tuple: the tokens per row (dict), the LiDAR VAT queries of the distinct samples
-            (U, Q, d_model) or ``None`` (for ``aux_heads``), and the U row indices they
-            belong to.
+            tuple: the tokens per row (dict), the LiDAR branch outputs of the distinct
+            samples for ``aux_heads`` (dict: ``queries`` (U, Q, d_model), ``bev``
+            (U, C, H, W); ``None`` values without a LiDAR branch), and the U row indices
+            they belong to.
         """
-        sensors, queries, uniq, index = self._distinct_sensor_tokens(inputs, data_samples)
+        sensors, lidar_out, uniq, index = self._distinct_sensor_tokens(inputs, data_samples)
         if self.question_readout is not None:
+            queries = lidar_out['queries']
             rows = queries if index is None else queries[index.to(queries.device)]
             embeds, mask = self.question_embeddings(questions)
-            extra = self.projector(self.question_readout(rows, embeds, mask))
+            lidar_out['readout'] = self.question_readout(rows, embeds, mask)
+            extra = self.projector(lidar_out['readout'])
             sensors['lidar'] = torch.cat([sensors['lidar'], extra.to(sensors['lidar'].dtype)],
                                          dim=1)
-        return sensors, queries, uniq
+        return sensors, lidar_out, uniq
 
     def sensor_tokens(self, inputs: Dict, with_queries: bool = False
                       ) -> Dict[str, torch.Tensor]:
@@ -353,11 +369,13 @@ class LidarLLM(BaseModel):
         Args:
             inputs (dict): ``points`` (list of (N, C) tensors) or ``bev`` (B, C, H, W);
                 ``imgs`` (B, N_cam, 3, H, W) when the vision branch exists.
-            with_queries (bool): also return the LiDAR VAT output before the projector.
+            with_queries (bool): also return the LiDAR VAT output before the projector and
+                the BEV map it read.
 
         Returns:
             dict: ``lidar`` (B, Q_l, D) and/or ``image`` (B, Q_v, D); with
-            ``with_queries``, ``lidar_queries`` (B, Q_l, d_model).
+            ``with_queries``, ``lidar_queries`` (B, Q_l, d_model) and ``lidar_bev``
+            (B, C, H, W).
 
         Raises:
             KeyError: a needed input is missing.
@@ -377,6 +395,7 @@ class LidarLLM(BaseModel):
             out['lidar'] = self.projector(queries)
             if with_queries:
                 out['lidar_queries'] = queries
+                out['lidar_bev'] = bev
         if self.use_vision:
             if 'imgs' not in inputs:
                 raise KeyError("inputs['imgs'] missing; add LoadMultiViewImages to the pipeline")
@@ -478,13 +497,21 @@ class LidarLLM(BaseModel):
             if any(not a.strip() for a in answers):
                 raise ValueError('a training sample has an empty answer: '
                                  f'{[s.metainfo.get("qa_id") for s in data_samples]}')
-            sensors, queries, distinct = self._sensors_for_questions(inputs, data_samples,
-                                                                     questions)
+            sensors, lidar_out, distinct = self._sensors_for_questions(inputs, data_samples,
+                                                                       questions)
             prompts = [self.build_prompt(q) for q in questions]
             embeds, mask, labels = self._embed_batch(self.llm, prompts, sensors, answers)
             losses = dict(loss_answer=self._lm_loss(self.llm, embeds, mask, labels))
             for head in self.aux_heads:
-                losses.update(head.loss(queries, [data_samples[i] for i in distinct]))
+                key = getattr(head, 'input_key', 'queries')
+                if key == 'readout':  # one row per question
+                    out = head.loss(lidar_out['readout'], data_samples)
+                else:  # once per distinct sample
+                    out = head.loss(lidar_out[key], [data_samples[i] for i in distinct])
+                clash = set(out) & set(losses)
+                if clash:
+                    raise ValueError(f'model.aux_heads: two heads log the same loss {clash}')
+                losses.update(out)
             if self.llm_text_only is not None:
                 prompts = [self.build_prompt(q, with_sensors=False) for q in questions]
                 embeds, mask, labels = self._embed_batch(self.llm_text_only, prompts, {}, answers)

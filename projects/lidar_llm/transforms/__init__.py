@@ -1,6 +1,6 @@
 """Transforms of projects.lidar_llm (registered on import)."""
-from .loading import (LoadBEVFeature, LoadBEVObjects, LoadLiDARPoints, LoadMultiViewImages,
-                      PackLidarQAInputs)
+from .loading import (LoadBEVFeature, LoadBEVObjects, LoadBEVSemantics, LoadLiDARPoints,
+                      LoadMultiViewImages, PackLidarQAInputs, bev_semantic_map)
 
 __all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'LoadBEVObjects',
-           'PackLidarQAInputs']
+           'LoadBEVSemantics', 'bev_semantic_map', 'PackLidarQAInputs']

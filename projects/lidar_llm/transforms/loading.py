@@ -9,11 +9,11 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from projects.registry import TRANSFORMS
-from ..datasets.grounded_qa import rotate_boxes
+from ..datasets.grounded_qa import LIDARSEG_CLASS_NAMES, points_in_boxes_bev, rotate_boxes
 from ..structures import LidarQADataSample
 
 __all__ = ['LoadLiDARPoints', 'LoadBEVFeature', 'LoadMultiViewImages', 'LoadBEVObjects',
-           'PackLidarQAInputs']
+           'LoadBEVSemantics', 'bev_semantic_map', 'PackLidarQAInputs']
 
 CAMERA_ORDER = ('CAM_FRONT', 'CAM_FRONT_LEFT', 'CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT',
                 'CAM_FRONT_RIGHT')
@@ -192,6 +192,132 @@ class LoadBEVObjects(BaseTransform):
         return results
 
 
+def bev_semantic_map(xy: np.ndarray, labels: np.ndarray, num_classes: int,
+                     bev_range: Sequence[float], grid_size: Sequence[int],
+                     min_points: int = 1) -> np.ndarray:
+    """Per-cell class of a BEV grid from labelled points (object classes take priority).
+
+    A cell takes the object class (``0 .. K-1``) with the most points in it when that class
+    has at least ``min_points`` points there (a 1.6 m cell over a car holds more road than
+    car points, so a plain majority would erase small objects); otherwise ``K``
+    (background) when the cell holds any point; otherwise -1 (no point: unknown, ignored by
+    the loss). Ties go to the lower class index.
+
+    The grid follows mmdet3d's ``PointPillarsScatter`` layout (row ``i`` along y, column
+    ``j`` along x, :func:`~projects.lidar_llm.models.vat.bev_cell_centres`).
+
+    Args:
+        xy (np.ndarray): (N, >=2) point positions (m).
+        labels (np.ndarray): (N,) int, ``0 .. K-1`` object class, ``K`` background.
+        num_classes (int): K.
+        bev_range (Sequence[float]): ``(x0, y0, x1, y1)`` (m).
+        grid_size (Sequence[int]): ``(H, W)``.
+        min_points (int): points of a class needed to label a cell with it.
+
+    Returns:
+        np.ndarray: int64 (H, W) in ``-1 .. K``.
+    """
+    h, w = int(grid_size[0]), int(grid_size[1])
+    x0, y0, x1, y1 = [float(v) for v in bev_range]
+    col = np.floor((xy[:, 0] - x0) / (x1 - x0) * w).astype(np.int64)
+    row = np.floor((xy[:, 1] - y0) / (y1 - y0) * h).astype(np.int64)
+    ok = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    cell, lab = row[ok] * w + col[ok], np.asarray(labels, np.int64)[ok]
+    hist = np.zeros((h * w, num_classes + 1), np.int64)
+    np.add.at(hist, (cell, lab), 1)
+    out = np.full(h * w, -1, np.int64)
+    out[hist.sum(1) > 0] = num_classes
+    obj = hist[:, :num_classes]
+    best = obj.argmax(1)
+    strong = obj[np.arange(h * w), best] >= max(int(min_points), 1)
+    out[strong] = best[strong]
+    return out.reshape(h, w)
+
+
+@TRANSFORMS.register_module()
+class LoadBEVSemantics(BaseTransform):
+    """Per-point semantic labels of the sweep, scattered to a BEV class map.
+
+    Reads ``results['seman_path']`` (``.npy`` ``(N, 4)``: x, y, z, class id of
+    :data:`~projects.lidar_llm.datasets.grounded_qa.LIDARSEG_CLASS_NAMES`, row-aligned with
+    the sweep: SurroundOcc's ``pc_seman`` from nuScenes-lidarseg) and labels the points of
+    ``results['points']`` (which :class:`LoadLiDARPoints` has already moved to the ego frame
+    and rotated by ``rot_deg``), so the labels rotate with the points by construction. A
+    frame without lidarseg labels (no ``seman_path``) is labelled from its annotated boxes
+    when ``box_fallback`` (points inside a box take its class; the boxes are rotated by
+    ``rot_deg`` like the points). Adds ``gt_bev_semantic`` int64 ``(H, W)`` from
+    :func:`bev_semantic_map` (``0 .. K-1`` = ``classes``, ``K`` background, -1 empty).
+
+    Args:
+        classes (Sequence[str]): object classes (lidarseg / box class names); every other
+            label is background.
+        bev_range (Sequence[float]): ``(x0, y0, x1, y1)`` (m) of the BEV map.
+        grid_size (Sequence[int]): ``(H, W)`` of the map the head predicts.
+        min_points (int): see :func:`bev_semantic_map`. Defaults to 1.
+        box_fallback (bool): label frames without lidarseg from their boxes. Defaults to
+            True.
+
+    Raises:
+        KeyError: ``points`` missing (put :class:`LoadLiDARPoints` first), or a frame has
+            neither ``seman_path`` nor (with ``box_fallback``) ``frame_boxes``, naming the row.
+        FileNotFoundError / ValueError: the label file is missing or not row-aligned with
+            the sweep (named).
+    """
+
+    def __init__(self, classes: Sequence[str], bev_range: Sequence[float],
+                 grid_size: Sequence[int], min_points: int = 1, box_fallback: bool = True):
+        self.classes = tuple(classes)
+        self.bev_range, self.grid_size = tuple(bev_range), tuple(grid_size)
+        self.min_points, self.box_fallback = int(min_points), bool(box_fallback)
+        index = {c: i for i, c in enumerate(self.classes)}
+        k = len(self.classes)
+        self._lut = np.array([index.get(n, k) for n in LIDARSEG_CLASS_NAMES], np.int64)
+        self._cache = {}
+
+    def _point_labels(self, results: Dict, n: int) -> np.ndarray:
+        k = len(self.classes)
+        path = results.get('seman_path')
+        if path:
+            if path not in self._cache:
+                if not osp.isfile(path):
+                    raise FileNotFoundError(f'{path}: lidarseg labels of sample '
+                                            f'{results.get("sample_token")} not found')
+                raw = np.load(path)
+                if raw.ndim != 2 or raw.shape[1] < 4:
+                    raise ValueError(f'{path}: expected (N, 4) x, y, z, class, got {raw.shape}')
+                ids = raw[:, 3].astype(np.int64)
+                if ids.min() < 0 or ids.max() >= len(self._lut):
+                    raise ValueError(f'{path}: class ids {ids.min()}..{ids.max()} outside '
+                                     f'0..{len(self._lut) - 1} (LIDARSEG_CLASS_NAMES)')
+                self._cache[path] = self._lut[ids]
+            lab = self._cache[path]
+            if len(lab) != n:
+                raise ValueError(f'{path}: {len(lab)} labels for a sweep of {n} points '
+                                 f'({results.get("lidar_path")}): not row-aligned')
+            return lab
+        if not self.box_fallback or results.get('frame_boxes') is None:
+            raise KeyError(f'row {results.get("qa_id")}: no seman_path (lidarseg labels) '
+                           + ('and no frame_boxes' if self.box_fallback else
+                              'and box_fallback=False'))
+        boxes = rotate_boxes(np.asarray(results['frame_boxes'], np.float64).reshape(-1, 7),
+                             float(results.get('rot_deg', 0.0) or 0.0))
+        names = list(results.get('frame_names', []))
+        box_cls = np.array([self.classes.index(c) if c in self.classes else k for c in names]
+                           + [k], np.int64)
+        return box_cls[points_in_boxes_bev(results['points'][:, :3], boxes)]
+
+    def transform(self, results: Dict) -> Dict:
+        if 'points' not in results:
+            raise KeyError(f'row {results.get("qa_id")}: LoadBEVSemantics needs points; put '
+                           'LoadLiDARPoints before it')
+        pts = results['points']
+        lab = self._point_labels(results, len(pts))
+        results['gt_bev_semantic'] = bev_semantic_map(pts[:, :2], lab, len(self.classes),
+                                                      self.bev_range, self.grid_size,
+                                                      self.min_points)
+        return results
+
+
 @TRANSFORMS.register_module()
 class PackLidarQAInputs(BaseTransform):
     """Pack sensor arrays into ``inputs`` and the QA fields into a :class:`LidarQADataSample`.
@@ -223,4 +349,6 @@ class PackLidarQAInputs(BaseTransform):
         if results.get('gt_bboxes_bev') is not None:
             sample.gt_bboxes_bev = results['gt_bboxes_bev']
             sample.gt_labels = results['gt_labels']
+        if results.get('gt_bev_semantic') is not None:
+            sample.gt_bev_semantic = results['gt_bev_semantic']
         return dict(inputs=inputs, data_samples=sample)
