@@ -123,3 +123,32 @@ def test_export_import_round_trip_with_readout_and_aux_head(tmp_path):
     assert any('.net.0.bn.running_mean' in n for n in heads)
     for n in heads:
         assert torch.equal(a[n], b[n]), n
+
+
+def test_view_labels_precede_each_view_group_and_are_never_supervised():
+    from tests.test_lidar_llm.test_sector_count_head import _sample
+    names = ('front', 'front-left', 'back-left', 'back', 'back-right', 'front-right')
+    m = _build(view_labels=names, text_only_baseline=False)
+    samples = [_sample([[5, 0]], [0], 'a')]
+    bev = torch.randn(1, 8, 8, 8)
+    sensors = m.sensor_tokens(dict(bev=bev))
+    prompt = m.build_prompt(samples[0].question)
+    embeds, mask, labels = m._embed_batch(m.llm, [prompt], sensors, ['1'])
+    label_ids = [m.tokenizer(f'{n}:', add_special_tokens=False).input_ids for n in names]
+    n_text = len(m.tokenizer(prompt, add_special_tokens=False).input_ids)
+    n_answer = len(m.answer_ids('1'))
+    # 12 LiDAR tokens in 6 groups of 2, each after its label's tokens
+    assert embeds.shape[1] == n_text + 12 + sum(map(len, label_ids)) + n_answer
+    start = int((m.tokenizer(prompt, add_special_tokens=False).input_ids).index(
+        m.delim_ids['<lidar>'])) + 1
+    emb = m.llm.get_input_embeddings().weight
+    pos = start
+    for v, ids in enumerate(label_ids):
+        for t in ids:
+            assert torch.allclose(embeds[0, pos], emb[t])
+            pos += 1
+        assert torch.allclose(embeds[0, pos:pos + 2], sensors['lidar'][0, 2 * v:2 * v + 2])
+        pos += 2
+    assert (labels[0, :pos] == -100).all() and (labels[0] != -100).sum() == n_answer
+    with pytest.raises(ValueError, match='view_labels'):
+        _build(view_labels=names[:5], text_only_baseline=False)

@@ -119,6 +119,13 @@ class LidarLLM(BaseModel):
             question already in context (an instruction-aware reading, as InstructBLIP's
             Q-Former conditions its queries on the instruction, Dai et al. 2023). Defaults
             to False (LiDAR-LLM's order: sensors first).
+        view_labels (Sequence[str], optional): text labels of the LiDAR view groups (e.g.
+            ``VIEW_NAMES``: ``'front'``, ``'front-left'``, ...). Each group of
+            ``n_queries / len(view_labels)`` LiDAR tokens is preceded by the embedded text
+            ``"<label>:"`` inside the ``<lidar>`` slot (unsupervised, like every sensor
+            position), so a question naming a view can find that view's tokens by matching
+            words, as multi-camera LLMs tag each camera's tokens with its name. Readout
+            tokens follow the last group. Defaults to None (no labels).
         question_readout (dict, optional): :class:`QuestionAwareReadout` (``d_model`` and
             ``text_dim`` filled in): readout tokens conditioned on the question, computed
             from the LiDAR VAT queries and appended (through the LiDAR projector) to the
@@ -143,6 +150,7 @@ class LidarLLM(BaseModel):
                  generation: Optional[Dict] = None, gradient_checkpointing: bool = False,
                  text_only_baseline: bool = False, aux_heads: Optional[Sequence[Dict]] = None,
                  sensors_after_question: bool = False,
+                 view_labels: Optional[Sequence[str]] = None,
                  question_readout: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -213,6 +221,14 @@ class LidarLLM(BaseModel):
             losses or [dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)]))
         self.system_prompt = system_prompt
         self.sensors_after_question = bool(sensors_after_question)
+        self.view_labels = tuple(view_labels) if view_labels else None
+        if self.view_labels is not None:
+            if self.vat_lidar is None or self.vat_lidar.n_queries % len(self.view_labels):
+                raise ValueError(f'model.view_labels: {len(self.view_labels)} labels need '
+                                 'model.vat_lidar with n_queries divisible by their number')
+            self._view_label_ids = [
+                self.tokenizer(f'{name}:', add_special_tokens=False).input_ids
+                for name in self.view_labels]
         self.generation = dict(max_new_tokens=32, do_sample=False)
         self.generation.update(generation or {})
 
@@ -431,6 +447,11 @@ class LidarLLM(BaseModel):
                 flat_emb = torch.where(hit.unsqueeze(-1),
                                        self.delimiter_embed[k].to(flat_emb.dtype), flat_emb)
         pad = flat_emb[-1]
+        label_embeds = None
+        if self.view_labels is not None and 'lidar' in sensors:
+            ids = torch.tensor(sum(self._view_label_ids, []), device=device)
+            label_embeds = embed(ids.unsqueeze(0))[0].split(
+                [len(x) for x in self._view_label_ids])
         seqs, labels, start = [], [], 0
         for i, ids in enumerate(id_lists):
             n_ids = n_prompt[i]
@@ -446,7 +467,10 @@ class LidarLLM(BaseModel):
                 if len(pos) != 1:
                     raise ValueError(f'prompt must contain exactly one {key} delimiter, found '
                                      f'{len(pos)}: {prompts[i]!r}')
-                slots.append((int(pos[0]) + 1, tokens[i].to(e.dtype)))
+                t = tokens[i].to(e.dtype)
+                if key == 'lidar' and label_embeds is not None:
+                    t = self._label_views(label_embeds, t)
+                slots.append((int(pos[0]) + 1, t))
             for p, t in sorted(slots, key=lambda s: -s[0]):
                 e = torch.cat([e[:p], t, e[p:]])
                 lab = torch.cat([lab[:p], lab.new_full((t.shape[0],), IGNORE_INDEX), lab[p:]])
@@ -463,6 +487,19 @@ class LidarLLM(BaseModel):
             mask[i, length - n:] = 1
             lab[i, length - n:] = l
         return embeds, mask, lab
+
+    def _label_views(self, label_embeds: Sequence[torch.Tensor],
+                     tokens: torch.Tensor) -> torch.Tensor:
+        """One sample's LiDAR tokens ``(Q [+ readout], D)`` with the embedded
+        ``"<label>:"`` text (``label_embeds``, one ``(L_v, D)`` per view) before each view
+        group of :attr:`view_labels`; readout tokens stay last."""
+        n = self.vat_lidar.n_queries
+        group = n // len(self.view_labels)
+        parts = []
+        for v, lab in enumerate(label_embeds):
+            parts += [lab.to(tokens.dtype), tokens[v * group:(v + 1) * group]]
+        parts.append(tokens[n:])
+        return torch.cat(parts)
 
     def _lm_loss(self, llm, embeds, mask, labels) -> torch.Tensor:
         """Cross-entropy of the next-token logits at supervised positions only."""
