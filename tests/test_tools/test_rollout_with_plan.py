@@ -30,7 +30,9 @@ model = dict(
                            dict(type='GeodesicRotationLoss', target='rot'),
                            dict(type='VelocityLoss', target='vel')]),
     tokenizer=dict(base_channels=8, num_codes=32),
-    transformer=dict(d_model=16, num_blocks=1, num_heads=2, pose_hidden=16, copy_prior=30.0))
+    # pose_envelope (test_local's planar pose branch) is planar-only
+    transformer=dict(d_model=16, num_blocks=1, num_heads=2, pose_hidden=16, copy_prior=30.0,
+                     pose_envelope=None))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(sessions=[{SESSION!r}], window_stride=1))
 """
