@@ -75,6 +75,20 @@ def sector_counts(boxes: np.ndarray, labels: np.ndarray, num_classes: int,
     return out
 
 
+
+def _with_boxes(data_samples: List, head: str) -> List:
+    """The data samples, each checked to carry ``gt_bboxes_bev`` / ``gt_labels``.
+
+    Raises:
+        KeyError: a sample has no boxes (names ``head``; add ``LoadBEVObjects`` to the train
+            pipeline).
+    """
+    for s in data_samples:
+        if 'gt_bboxes_bev' not in s:
+            raise KeyError(f'{head} needs gt_bboxes_bev / gt_labels in every data sample: '
+                           'add LoadBEVObjects to the train pipeline')
+    return list(data_samples)
+
 @MODELS.register_module()
 class SectorCountHead(BaseModule):
     """Per-sector object counts regressed from the view groups of the LiDAR queries.
@@ -135,14 +149,10 @@ class SectorCountHead(BaseModule):
         Raises:
             KeyError: a sample has no boxes (add ``LoadBEVObjects`` to the pipeline).
         """
-        out = []
-        for s in data_samples:
-            if 'gt_bboxes_bev' not in s:
-                raise KeyError('SectorCountHead needs gt_bboxes_bev / gt_labels in every data '
-                               'sample: add LoadBEVObjects to the train pipeline')
-            out.append(sector_counts(s.gt_bboxes_bev, s.gt_labels, self.num_classes,
-                                     self.ranges, self.num_views))
-        return torch.from_numpy(np.stack(out))
+        return torch.from_numpy(np.stack([
+            sector_counts(s.gt_bboxes_bev, s.gt_labels, self.num_classes, self.ranges,
+                          self.num_views)
+            for s in _with_boxes(data_samples, 'SectorCountHead')]))
 
     def loss(self, queries: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """``{'loss_sector_count': weight · Poisson NLL}`` (mean over sectors, rings, classes
@@ -207,6 +217,7 @@ class BEVSemanticHead(BaseModule):
             reduction='mean', loss_weight=1.0))
 
     def forward(self, bev: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` of the BEV map ``(B, C, H, W)``."""
         return self.net(bev)
 
     def targets(self, data_samples: List, hw) -> torch.Tensor:
@@ -319,6 +330,7 @@ class CenterHeatmapHead(BaseModule):
             type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0))
 
     def forward(self, bev: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` of the BEV map ``(B, C, H, W)``."""
         return self.net(bev)
 
     def targets(self, data_samples: List, hw) -> torch.Tensor:
@@ -327,14 +339,10 @@ class CenterHeatmapHead(BaseModule):
         Raises:
             KeyError: a sample has no boxes (add ``LoadBEVObjects`` to the pipeline).
         """
-        out = []
-        for s in data_samples:
-            if 'gt_bboxes_bev' not in s:
-                raise KeyError('CenterHeatmapHead needs gt_bboxes_bev / gt_labels in every '
-                               'data sample: add LoadBEVObjects to the train pipeline')
-            out.append(centre_heatmap(s.gt_bboxes_bev, s.gt_labels, self.num_classes,
-                                      self.bev_range, hw, self.min_radius, self.min_overlap))
-        return torch.stack(out)
+        return torch.stack([
+            centre_heatmap(s.gt_bboxes_bev, s.gt_labels, self.num_classes, self.bev_range, hw,
+                           self.min_radius, self.min_overlap)
+            for s in _with_boxes(data_samples, 'CenterHeatmapHead')])
 
     def loss(self, bev: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """``{'loss_heatmap': ...}``: Gaussian focal loss / number of peaks."""
