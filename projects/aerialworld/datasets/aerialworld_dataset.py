@@ -48,8 +48,10 @@ class AerialWorldDataset(BaseDataset):
 
     * ``session`` (str), ``frame_indices`` (list[int], T),
       ``timestamps`` (list[float], T, seconds);
-    * ``occ_paths``, ``pose_paths``, ``lidar_paths`` (list, T absolute paths;
-      ``lidar_paths`` entries are ``None`` when the index has none);
+    * ``occ_paths``, ``pose_paths``, ``lidar_paths``, ``ann_paths`` (list, T
+      absolute paths; ``lidar_paths`` / ``ann_paths`` entries are ``None``
+      when the index has none; ``ann_paths`` are the moving-agent boxes read
+      by :class:`~projects.aerialworld.transforms.LoadAgentFlow`);
     * ``sample_idx`` (int), ``num_history``, ``num_future`` (int);
     * ``free_label``, ``num_classes`` (int), ``grid_size`` (list[int] or
       ``None``) from the index metainfo;
@@ -372,6 +374,9 @@ class AerialWorldDataset(BaseDataset):
                         pose_paths=[self._abs(f['pose_path']) for f in frames],
                         lidar_paths=[
                             self._abs(f.get('lidar_path')) for f in frames
+                        ],
+                        ann_paths=[
+                            self._abs(f.get('ann_path')) for f in frames
                         ],
                         num_history=self.num_history,
                         num_future=self.num_future,

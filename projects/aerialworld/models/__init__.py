@@ -1,6 +1,7 @@
 """AerialWorld models: VQ-VAE occupancy tokenizer, causal world transformer, forecast head,
-pose codec, copy-through decoder, data preprocessor and the top model."""
+pose codec, copy-through decoder, agent motion head, data preprocessor and the top model."""
 from .aerialworld import AerialWorld
+from .agent_motion import AgentMotionHead
 from .copy_decoder import CopyThroughDecoder
 from .data_preprocessor import OccupancyDataPreprocessor
 from .forecast_head import OccForecastHead
@@ -11,7 +12,7 @@ from .vqvae import OccVQVAE
 from .world_transformer import MultiScaleSpatialMixer, OccWorldTransformer, WorldBlock
 
 __all__ = [
-    'AerialWorld', 'OccVQVAE', 'VectorQuantizer', 'OccWorldTransformer',
+    'AerialWorld', 'AgentMotionHead', 'OccVQVAE', 'VectorQuantizer', 'OccWorldTransformer',
     'MultiScaleSpatialMixer', 'WorldBlock', 'OccForecastHead', 'PoseCodec',
     'CopyThroughDecoder', 'TokenCache', 'OccupancyDataPreprocessor'
 ]

@@ -81,6 +81,14 @@ class AerialWorld(BaseModel):
         tokenizer_ckpt (str, optional): Shorthand for the tokenizer's
             ``init_cfg=dict(type='Pretrained', checkpoint=tokenizer_ckpt,
             prefix='tokenizer.')`` (a stage-1 AerialWorld checkpoint). Defaults to None.
+        agent_motion (dict, optional): :class:`AgentMotionHead` config (``point_cloud_range``
+            required, ``z_reference``, ``channels``, ``loss_flow``; the classes, history,
+            future and pose mode are filled in). It is trained in every stage on the
+            ``agent_flow`` / ``agent_flow_mask`` targets of
+            :class:`~projects.aerialworld.transforms.LoadAgentFlow` (``loss_agent_flow``;
+            windows without them skip it), and in predictions its flow moves the last frame's
+            dynamic voxels in the copy-through decoding (needs ``copy_decode`` with
+            ``static_classes``). Defaults to None.
         token_cache (dict, optional): :class:`TokenCache` arguments (``cache_dir``...): in the
             ``'world'`` stage the frozen tokenizer's codes are read from the cache instead of
             re-encoding every frame at every step. Defaults to None (no cache).
@@ -107,6 +115,7 @@ class AerialWorld(BaseModel):
                  world_occ_loss_samples: Optional[int] = None,
                  tokenizer_frames: Optional[int] = None,
                  copy_decode: Optional[dict] = None,
+                 agent_motion: Optional[dict] = None,
                  tokenizer_ckpt: Optional[str] = None,
                  token_cache: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = dict(
@@ -187,6 +196,17 @@ class AerialWorld(BaseModel):
         self.copy_decoder = None if copy_decode is None else build_copy_decoder(
             copy_decode, num_classes=self.num_classes, free_label=free,
             token_stride=self.tokenizer.stride, pose_mode=pose_mode)
+        self.agent_motion = None
+        if agent_motion is not None:
+            if self.copy_decoder is None or \
+                    getattr(self.copy_decoder, 'static_classes', None) is None:
+                raise ValueError('agent_motion needs copy_decode with static_classes (the '
+                                 'decoder moves the dynamic voxels by the predicted flow)')
+            self.agent_motion = MODELS.build(dict(
+                dict(type='AgentMotionHead'), **dict(agent_motion),
+                num_classes=self.num_classes,
+                free_label=free, num_history=self.num_history, num_future=self.num_future,
+                pose_mode=pose_mode))
         self.token_cache = TokenCache(**token_cache) if token_cache else None
         self.train_stage = train_stage
         self.set_stage(train_stage)
@@ -383,7 +403,9 @@ class AerialWorld(BaseModel):
             losses, ``loss_vq`` and ``recon_iou``, ``recon_acc``, ``code_usage``. World
             stage: ``loss_token``, ``loss_pose`` (``'6dof'``: ``loss_rot``, ``loss_vel``),
             ``loss_pred_<name>`` and ``acc_token``, ``acc_token_copy_last``, ``pose_l2``,
-            ``pred_iou``, ``pred_acc`` (``'6dof'``: ``rot_err_deg``). Joint: both.
+            ``pred_iou``, ``pred_acc`` (``'6dof'``: ``rot_err_deg``). Joint: both. With
+            ``agent_motion`` and flow targets in the inputs, in every stage:
+            ``loss_agent_flow`` and ``agent_flow_epe``.
         """
         occ, poses = self._unpack(inputs)
         losses = {}
@@ -391,6 +413,36 @@ class AerialWorld(BaseModel):
             losses.update(self._tokenizer_losses(occ))
         if self.train_stage in ('world', 'joint'):
             losses.update(self._world_losses(occ, poses))
+        if self.agent_motion is not None:
+            losses.update(self._agent_motion_losses(occ, poses, inputs))
+        return losses
+
+    def _agent_motion_losses(self, occ: torch.Tensor, poses: torch.Tensor,
+                             inputs: dict) -> dict:
+        """Losses of ``agent_motion`` at the window's last history frame.
+
+        ``loss_agent_flow`` needs the ``agent_flow`` / ``agent_flow_mask`` inputs (skipped
+        without them); ``loss_reveal_gate`` (``reveal_gate=True``) is computed from the
+        window's own future frames and ego motion.
+        """
+        hist, fut = self.num_history, self.num_future
+        head = self.agent_motion
+        codec = self.pose_codec
+        frame_motion = codec.frame_motion(poses)
+        out = head(occ[:, :hist], frame_motion[:, :hist])
+        flow, gate = out if head.reveal_gate else (out, None)
+        losses = {}
+        if 'agent_flow' in inputs:
+            target, mask = (inputs[k] if isinstance(inputs[k], torch.Tensor) else
+                            torch.stack(list(inputs[k]))
+                            for k in ('agent_flow', 'agent_flow_mask'))
+            losses.update(head.loss(flow, target.to(flow.device),
+                                    mask.to(device=flow.device, dtype=torch.bool)))
+        if gate is not None and occ.shape[1] >= hist + fut:
+            rel = codec.accumulate(codec.step_motion(poses)[:, hist - 1:hist - 1 + fut])
+            target, mask = head.gate_targets(occ[:, hist - 1], occ[:, hist:hist + fut], rel,
+                                             self.copy_decoder._dynamic_lut)
+            losses.update(head.gate_loss(gate, target, mask))
         return losses
 
     @torch.no_grad()
@@ -432,32 +484,77 @@ class AerialWorld(BaseModel):
                                          self.tokenizer.codebook, num_future, planned_motion)
 
     @torch.no_grad()
-    def _decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Decode ``(B, F, h, w)`` tokens frame by frame to uint8 labels ``(B, F, X, Y, Z)``."""
-        frames = [self.tokenizer.decode_indices(tokens[:, f]).argmax(1).to(torch.uint8)
-                  for f in range(tokens.shape[1])]
-        return torch.stack(frames, dim=1)
+    def _decode_tokens(self, tokens: torch.Tensor,
+                       allowed: Optional[torch.Tensor] = None):
+        """Decode ``(B, F, h, w)`` tokens frame by frame to uint8 labels ``(B, F, X, Y, Z)``.
+
+        With ``allowed`` (``(B, C)`` bool) also returns the labels decoded among the allowed
+        classes only (arg-max of the logits over them): ``(plain, restricted)``.
+        """
+        plain, restricted = [], []
+        for f in range(tokens.shape[1]):
+            logits = self.tokenizer.decode_indices(tokens[:, f])  # (B, C, X, Y, Z)
+            plain.append(logits.argmax(1).to(torch.uint8))
+            if allowed is not None:
+                masked = logits.masked_fill(~allowed[:, :, None, None, None], float('-inf'))
+                restricted.append(masked.argmax(1).to(torch.uint8))
+        if allowed is None:
+            return torch.stack(plain, dim=1)
+        return torch.stack(plain, dim=1), torch.stack(restricted, dim=1)
 
     def _forecast_fields(self, occ_history: torch.Tensor, tokens: torch.Tensor,
-                         motion: torch.Tensor) -> dict:
+                         motion: torch.Tensor,
+                         motion_history: Optional[torch.Tensor] = None) -> dict:
         """``pred_occ`` of a rollout (and ``decoded_pred_occ`` with ``copy_decode``).
 
         Args:
             occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` uint8 history.
             tokens (torch.Tensor): ``(B, F, h, w)`` predicted codes.
             motion (torch.Tensor): ``(B, F, D)`` predicted / planned ego motion.
+            motion_history (torch.Tensor, optional): ``(B, H, D)`` per-frame motion of the
+                history, the input of ``agent_motion`` (required with it).
 
         Returns:
             dict[str, torch.Tensor]: ``pred_occ`` ``(B, F, X, Y, Z)`` uint8 and, with
-            ``copy_decode``, ``decoded_pred_occ`` (the plain VQ-decoded forecast).
+            ``copy_decode``, ``decoded_pred_occ`` (the plain VQ-decoded forecast); with
+            ``agent_motion`` also ``pred_agent_flow`` ``(B, F, 2, X, Y)`` float (metres).
+            With ``agent_motion`` the copy-through decoder gets the tokens decoded among the
+            classes seen in the history only (a class the scene never showed is not
+            generated), its flow and its reveal gate; ``decoded_pred_occ`` stays the plain
+            decoding.
         """
-        decoded = self._decode_tokens(tokens)
         if self.copy_decoder is None:
-            return dict(pred_occ=decoded)
+            return dict(pred_occ=self._decode_tokens(tokens))
         last = occ_history[:, -1]
         tokens_last = self._tokenize_sequence(last[:, None])[:, 0]
-        pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, decoded, motion)
-        return dict(pred_occ=pred, decoded_pred_occ=decoded)
+        fields = {}
+        flow = gate = None
+        to_copy = decoded = self._decode_tokens(tokens) if self.agent_motion is None else None
+        if self.agent_motion is not None:
+            # the classes observed in the history: new space is decoded among them
+            seen = F.one_hot(occ_history.long().flatten(1), self.num_classes).any(1)
+            decoded, to_copy = self._decode_tokens(tokens, allowed=seen)
+            out = self.agent_motion(occ_history, motion_history)
+            flow, gate = out if self.agent_motion.reveal_gate else (out, None)
+            flow = self._extend_flow(flow, tokens.shape[1])
+            fields['pred_agent_flow'] = flow
+            if gate is not None:
+                gate = self._extend_flow(gate[:, :, None], tokens.shape[1])[:, :, 0] > 0
+        pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, to_copy, motion,
+                                 agent_flow=flow, fill_gate=gate)
+        return dict(pred_occ=pred, decoded_pred_occ=decoded, **fields)
+
+    @staticmethod
+    def _extend_flow(flow: torch.Tensor, steps: int) -> torch.Tensor:
+        """``(B, F, ...)`` per-step maps (flow, gate logits) cut or extended to ``steps``
+        (the last step's increment repeated)."""
+        have = flow.shape[1]
+        if steps <= have:
+            return flow[:, :steps]
+        last = flow[:, -1:]
+        inc = last - flow[:, -2:-1] if have >= 2 else last
+        extra = torch.arange(1, steps - have + 1, device=flow.device, dtype=flow.dtype)
+        return torch.cat([flow, last + inc * extra.view(1, -1, 1, 1, 1)], dim=1)
 
     def _pack(self, data_samples, fields: dict, source: str) -> List[OccDataSample]:
         """The head's :meth:`OccForecastHead.pack_predictions` with this model's defaults."""
@@ -514,7 +611,8 @@ class AerialWorld(BaseModel):
         else:
             source = 'rollout'
             tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
-            pred = self._forecast_fields(occ[:, :hist], tokens, pred_motion)
+            pred = self._forecast_fields(occ[:, :hist], tokens, pred_motion,
+                                         frame_motion[:, :hist])
         return self._pack(
             data_samples,
             dict(**pred, gt_occ=gt_occ, baseline_occ=baseline_occ,
@@ -571,7 +669,8 @@ class AerialWorld(BaseModel):
         planned_motion = codec.step_motion(torch.cat([poses[:, hist - 1:hist], plan], dim=1))
         tokens, _ = self.rollout(occ[:, :hist], frame_motion, fut,
                                  planned_motion=planned_motion)
-        fields = dict(**self._forecast_fields(occ[:, :hist], tokens, planned_motion),
+        fields = dict(**self._forecast_fields(occ[:, :hist], tokens, planned_motion,
+                                              frame_motion),
                       pred_ego_motion=planned_motion, planned_poses=plan)
         if t >= hist + fut:
             fields['gt_occ'] = occ[:, hist:hist + fut]

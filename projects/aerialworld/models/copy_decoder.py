@@ -29,6 +29,15 @@ class CopyThroughDecoder(nn.Module):
        (a copy mechanism in voxel space, cf. CopyNet, Gu et al. 2016).
     3. Everything else comes from the VQ decoder.
 
+    With ``agent_flow`` (the per-cell displacement of the moving agents predicted by
+    :class:`~projects.aerialworld.models.AgentMotionHead`) the scene is decomposed into static
+    and dynamic voxels as in DFIT-OccWorld: the dynamic voxels of the last frame are removed
+    from the static warp and the copy (they leave free space behind), the VQ decoder's dynamic
+    labels are not used (objects of a few voxels do not survive the token bottleneck), and
+    every dynamic voxel of the last frame is moved by its cell's predicted displacement and the
+    ego motion into the new frame (nearest voxel, last write wins; agents do not overlap).
+    A zero flow gives agents that stay where they were, as the ego-motion warp does.
+
     Args:
         point_cloud_range (Sequence[float]): ``[x_min, y_min, z_min, x_max, y_max, z_max]``
             (metres) of the grid in the ego frame.
@@ -90,7 +99,9 @@ class CopyThroughDecoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, occ_last: torch.Tensor, tokens_last: torch.Tensor, tokens: torch.Tensor,
-                decoded: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+                decoded: torch.Tensor, motion: torch.Tensor,
+                agent_flow: Optional[torch.Tensor] = None,
+                fill_gate: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Copy-through decode one rollout.
 
         Args:
@@ -100,10 +111,24 @@ class CopyThroughDecoder(nn.Module):
             decoded (torch.Tensor): ``(B, F, X, Y, Z)`` uint8 decoder output of ``tokens``.
             motion (torch.Tensor): ``(B, F, D)`` predicted (or planned) per-step ego motion
                 (``D`` = 4 or 13 by ``pose_mode``; metres, radians).
+            agent_flow (torch.Tensor, optional): ``(B, F', 2, X, Y)`` displacement (metres,
+                last frame's ego coordinates) of the point on each cell at steps ``1..F'``
+                (``F' >= F``; see the class docstring). Needs ``static_classes``.
+            fill_gate (torch.Tensor, optional): ``(B, F, X, Y)`` bool, with ``agent_flow``
+                only: where the warp has no source, keep the last frame's static column at
+                the same index instead of the decoder's (the learned reveal gate of
+                :class:`~projects.aerialworld.models.AgentMotionHead`).
 
         Returns:
             torch.Tensor: ``(B, F, X, Y, Z)`` uint8 labels.
+
+        Raises:
+            ValueError: If ``agent_flow`` is given without ``static_classes`` or with a wrong
+                shape.
         """
+        if agent_flow is not None:
+            return self._forward_with_flow(occ_last, tokens_last, tokens, decoded, motion,
+                                           agent_flow, fill_gate)
         rel = self.codec.accumulate(motion)  # (B, F, 4) [x, y, z, yaw] in the last frame
         x, y = occ_last.shape[1:3]
         stride = self.stride
@@ -120,6 +145,58 @@ class CopyThroughDecoder(nn.Module):
                 use_warp = use_warp & ~self._dynamic_lut[warped.long()] & \
                     ~self._dynamic_lut[decoded[:, f].long()]
             frames.append(torch.where(use_warp, warped, out))
+        return torch.stack(frames, dim=1)
+
+    def _forward_with_flow(self, occ_last, tokens_last, tokens, decoded, motion, agent_flow,
+                           fill_gate=None):
+        """Static / dynamic decomposed decoding (see :meth:`forward`)."""
+        if self._dynamic_lut is None:
+            raise ValueError('CopyThroughDecoder: agent_flow needs copy_decode.static_classes '
+                             '(which classes move)')
+        b, nx, ny, nz = occ_last.shape
+        fut = tokens.shape[1]
+        if agent_flow.dim() != 5 or agent_flow.shape[0] != b or agent_flow.shape[1] < fut or \
+                tuple(agent_flow.shape[2:]) != (2, nx, ny):
+            raise ValueError(f'CopyThroughDecoder: agent_flow must be ({b}, >={fut}, 2, {nx}, '
+                             f'{ny}), got {tuple(agent_flow.shape)}')
+        rel = self.codec.accumulate(motion)  # (B, F, 4) [x, y, z, yaw] in the last frame
+        free = self.free_label
+        dynamic = self._dynamic_lut[occ_last.long()]
+        static_last = torch.where(dynamic, torch.full_like(occ_last, free), occ_last)
+        # the dynamic voxels of the last frame: batch, x, y, z index and label
+        bi, xi, yi, zi = dynamic.nonzero(as_tuple=True)
+        labels = occ_last[bi, xi, yi, zi]
+        rng, stride = self.point_cloud_range, self.stride
+        size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny, nz))]
+        cx = rng[0] + (xi.float() + 0.5) * size[0]
+        cy = rng[1] + (yi.float() + 0.5) * size[1]
+        frames = []
+        for f in range(fut):
+            dec = decoded[:, f]
+            out = torch.where(self._dynamic_lut[dec.long()], torch.full_like(dec, free), dec)
+            if self.same_position:
+                same = (tokens[:, f] == tokens_last).repeat_interleave(stride, 1)
+                same = same.repeat_interleave(stride, 2)[:, :nx, :ny, None]
+                out = torch.where(same, static_last, out)
+            if fill_gate is not None:
+                out = torch.where(fill_gate[:, f, :, :, None], static_last, out)
+            warped, valid = warp_occupancy(static_last, rel[:, f], rng, free, self.z_reference)
+            out = torch.where(valid, warped, out)
+            if labels.numel():
+                pose = rel[bi, f].float()  # (N, 4) the new ego in the last frame
+                px = cx + agent_flow[bi, f, 0, xi, yi].float() - pose[:, 0]
+                py = cy + agent_flow[bi, f, 1, xi, yi].float() - pose[:, 1]
+                cos, sin = torch.cos(pose[:, 3]), torch.sin(pose[:, 3])
+                qx, qy = cos * px + sin * py, -sin * px + cos * py
+                ii = torch.floor((qx - rng[0]) / size[0]).long()
+                jj = torch.floor((qy - rng[1]) / size[1]).long()
+                kk = zi
+                if self.z_reference == 'ego':
+                    qz = rng[2] + (zi.float() + 0.5) * size[2] - pose[:, 2]
+                    kk = torch.floor((qz - rng[2]) / size[2]).long()
+                inside = (ii >= 0) & (ii < nx) & (jj >= 0) & (jj < ny) & (kk >= 0) & (kk < nz)
+                out[bi[inside], ii[inside], jj[inside], kk[inside]] = labels[inside]
+            frames.append(out)
         return torch.stack(frames, dim=1)
 
 

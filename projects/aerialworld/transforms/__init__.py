@@ -1,4 +1,5 @@
 """projects.aerialworld.transforms: loading, augmentation and packing."""
+from .agent_flow import LoadAgentFlow
 from .augmentation import RandomFlipOccupancy, mirror_poses_y
 from .formatting import PackOccupancyInputs
 from .loading import (InvalidSampleError, LoadLidarSequence,
@@ -7,7 +8,7 @@ from .loading import (InvalidSampleError, LoadLidarSequence,
 from .occ3d import LoadIndexPoses, LoadOccupancyMaskSequence
 
 __all__ = [
-    'InvalidSampleError', 'LoadOccupancySequence', 'LoadPoseSequence',
+    'InvalidSampleError', 'LoadAgentFlow', 'LoadOccupancySequence', 'LoadPoseSequence',
     'LoadLidarSequence', 'PackOccupancyInputs', 'RandomFlipOccupancy',
     'mirror_poses_y', 'pose_from_json_dict', 'LoadIndexPoses', 'LoadOccupancyMaskSequence'
 ]

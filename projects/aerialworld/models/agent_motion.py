@@ -1,0 +1,290 @@
+"""Motion of the moving agents: a MotionNet-style BEV head for AerialWorld.
+
+OccWorld's tokens are 1.6 m (``test_local``) or coarser: a pedestrian or a drone is a few voxels
+and does not survive the VQ bottleneck, and a world model that warps static voxels by the ego
+motion (DFIT-OccWorld, H. Zhang et al., arXiv:2412.13772, 2024) must move the dynamic ones by
+their own motion. DFIT-OccWorld predicts a per-voxel flow of the dynamic voxels; as in
+MotionNet (P. Wu, S. Chen, D. Metaxas, CVPR 2020) this head predicts it per BEV cell from the
+sequence of past occupancy frames, each first aligned to the last frame by the known ego
+motion, with a small spatio-temporal 2-D U-Net, and regresses the future displacement of
+every cell for every future step. :class:`CopyThroughDecoder` then moves the last frame's
+dynamic voxels by it.
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+
+from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
+from projects.registry import MODELS
+from .pose_codec import PoseCodec
+
+
+@MODELS.register_module()
+class AgentMotionHead(BaseModule):
+    """Per-cell future displacement of the moving agents from ego-aligned past occupancy.
+
+    Input of the network: for each of the ``H`` history frames, its occupancy warped into the
+    last history frame's ego frame (:func:`warp_occupancy`, so static structure lines up and
+    only agents move between the channels), reduced to a BEV map of ``num_classes - 1``
+    class-presence channels (a class is present in a column when any voxel of the column has
+    it) plus the warp's validity, giving ``H * num_classes`` input channels at the grid's
+    full ``(X, Y)`` resolution. A two-level 2-D U-Net (``mmcv`` ``ConvModule``s with group
+    norm) maps them to ``2 * num_future`` channels: the ``(dx, dy)`` displacement (metres, in
+    the last history frame's ego coordinates) of the point on that cell at each future step.
+    The last layer starts at zero, so the untrained head predicts agents that stay where they
+    are (the ego-motion-warp baseline).
+
+    With ``reveal_gate=True`` the same network also answers, per future step and cell, whether
+    the space the ego will newly see there is what the last frame holds at the same grid
+    index (the column the constant-velocity warp baseline keeps where it has no source): one
+    logit per step, trained with binary cross-entropy on the cells that the true ego motion
+    reveals, with target "the static part of the true future column equals the last frame's
+    column". The copy-through decoder keeps the last frame's column where the gate says so
+    (probability > 0.5) and decodes the VQ tokens elsewhere: a learned choice between copying
+    and generating, as the pointer-generator gate of A. See et al. (ACL 2017). For it the
+    input also holds the history frames as observed (not aligned, so a column that stays the
+    same in the moving ego frame shows as such) and the last observed ego motion (4
+    channels), ``H * (2 * num_classes - 1) + 4`` channels in all.
+
+    Args:
+        num_classes (int): Semantic classes including free.
+        free_label (int): Free class.
+        num_history (int): History frames ``H`` the input stacks.
+        num_future (int): Future steps ``F`` predicted.
+        point_cloud_range (Sequence[float]): ``[x_min, y_min, z_min, x_max, y_max, z_max]``
+            (metres) of the grid.
+        z_reference (str): ``'ground'`` or ``'ego'`` (see :func:`warp_occupancy`). Defaults to
+            ``'ground'``.
+        pose_mode (str): ``'planar4'`` or ``'6dof'`` (:class:`PoseCodec`). Defaults to
+            ``'planar4'``.
+        channels (int): Width of the first level (the second has twice). Defaults to 32.
+        reveal_gate (bool): Also predict the copy gate of newly revealed space (above).
+            Defaults to False.
+        loss_gate (dict): Loss of the gate logits (an ``mmdet`` loss with ``weight`` and
+            ``avg_factor``). Defaults to ``mmdet.CrossEntropyLoss`` with ``use_sigmoid``.
+        loss_flow (dict): Regression loss of the masked cells (an ``mmdet`` loss taking
+            ``weight`` and ``avg_factor``). Defaults to ``mmdet.SmoothL1Loss`` (beta 0.5 m).
+        init_cfg (dict, optional): MMEngine init config.
+
+    Raises:
+        ValueError: On a bad ``free_label``, ``point_cloud_range`` or ``z_reference``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 free_label: int,
+                 num_history: int,
+                 num_future: int,
+                 point_cloud_range: Sequence[float],
+                 z_reference: str = 'ground',
+                 pose_mode: str = 'planar4',
+                 channels: int = 32,
+                 loss_flow: dict = dict(type='mmdet.SmoothL1Loss', beta=0.5, loss_weight=1.0),
+                 reveal_gate: bool = False,
+                 loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
+                                        loss_weight=1.0),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not 0 <= free_label < num_classes:
+            raise ValueError(f'AgentMotionHead: free_label={free_label} outside [0, '
+                             f'{num_classes})')
+        rng = [float(v) for v in point_cloud_range]
+        if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
+            raise ValueError('agent_motion.point_cloud_range must be [x_min, y_min, z_min, '
+                             f'x_max, y_max, z_max] with max > min, got {point_cloud_range}')
+        if z_reference not in Z_REFERENCES:
+            raise ValueError(f'agent_motion.z_reference must be one of {Z_REFERENCES}, got '
+                             f'{z_reference!r}')
+        self.num_classes = int(num_classes)
+        self.free_label = int(free_label)
+        self.num_history = int(num_history)
+        self.num_future = int(num_future)
+        self.point_cloud_range = rng
+        self.z_reference = z_reference
+        self.codec = PoseCodec(pose_mode)
+        c = int(channels)
+        norm = dict(type='GN', num_groups=8)
+        act = dict(type='ReLU', inplace=True)
+        self.reveal_gate = bool(reveal_gate)
+        in_ch = self.num_history * self.num_classes
+        if self.reveal_gate:
+            in_ch += self.num_history * (self.num_classes - 1) + 4
+
+        def conv(i, o, stride=1, dilation=1):
+            return ConvModule(i, o, 3, stride=stride, padding=dilation, dilation=dilation,
+                              norm_cfg=norm, act_cfg=act)
+
+        self.enc1 = nn.Sequential(conv(in_ch, c), conv(c, c))
+        self.enc2 = nn.Sequential(conv(c, 2 * c, stride=2), conv(2 * c, 2 * c),
+                                  conv(2 * c, 2 * c, dilation=2))
+        self.enc3 = nn.Sequential(conv(2 * c, 2 * c, stride=2), conv(2 * c, 2 * c, dilation=2),
+                                  conv(2 * c, 2 * c, dilation=4))
+        self.dec2 = nn.Sequential(conv(4 * c, 2 * c), conv(2 * c, 2 * c))
+        self.dec1 = nn.Sequential(conv(3 * c, c), conv(c, c))
+        self.out = nn.Conv2d(c, 2 * self.num_future, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.loss_flow = MODELS.build(loss_flow)
+        if self.reveal_gate:
+            self.gate_out = nn.Conv2d(c, self.num_future, 1)
+            self.loss_gate = MODELS.build(loss_gate)
+
+    @torch.no_grad()
+    def bev_input(self, occ_history: torch.Tensor, motion_history: torch.Tensor
+                  ) -> torch.Tensor:
+        """Ego-aligned BEV class-presence stack of the history.
+
+        Args:
+            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer labels.
+            motion_history (torch.Tensor): ``(B, H, D)`` per-frame motion (frame ``k``
+                relative to ``k - 1``; :meth:`PoseCodec.frame_motion`).
+
+        Returns:
+            torch.Tensor: ``(B, C_in, X, Y)`` float: per frame the presence of every non-free
+            class and the warp's validity (``H * num_classes`` channels in ``{0, 1}``); with
+            ``reveal_gate`` also the presence in the frames as observed and the last ego
+            motion (metres, radians).
+
+        Raises:
+            ValueError: If the history length is not ``num_history``.
+        """
+        b, h = occ_history.shape[:2]
+        if h != self.num_history:
+            raise ValueError(f'AgentMotionHead: expected {self.num_history} history frames, '
+                             f'got {h}')
+        keep = [k for k in range(self.num_classes) if k != self.free_label]
+        chans = []
+        for k in range(h):
+            occ = occ_history[:, k]
+            if k < h - 1:
+                # pose of the last frame in frame k: the motions of frames k+1 .. h-1
+                rel = self.codec.accumulate(motion_history[:, k + 1:])[:, -1]
+                occ, valid = warp_occupancy(occ, rel, self.point_cloud_range, self.free_label,
+                                            self.z_reference)
+                valid = valid.any(-1)
+            else:
+                valid = torch.ones(occ.shape[:3], dtype=torch.bool, device=occ.device)
+            onehot = F.one_hot(occ.long(), self.num_classes).any(3)  # (B, X, Y, C)
+            chans.append(onehot[..., keep].permute(0, 3, 1, 2))
+            chans.append(valid[:, None])
+            if self.reveal_gate:
+                raw = F.one_hot(occ_history[:, k].long(), self.num_classes).any(3)
+                chans.append(raw[..., keep].permute(0, 3, 1, 2))
+        x = torch.cat(chans, dim=1).float()
+        if self.reveal_gate:
+            last = self.codec.to_planar(motion_history[:, -1:])[:, 0].to(x.dtype)  # (B, 4)
+            x = torch.cat([x, last[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
+        return x
+
+    def forward(self, occ_history: torch.Tensor, motion_history: torch.Tensor):
+        """Predict the agent flow (and the reveal gate).
+
+        Args:
+            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer labels.
+            motion_history (torch.Tensor): ``(B, H, D)`` per-frame ego motion.
+
+        Returns:
+            torch.Tensor | tuple: ``flow`` ``(B, F, 2, X, Y)`` float displacement (metres,
+            last history frame's ego coordinates) of the point on each cell at future steps
+            ``1..F``; with ``reveal_gate`` the tuple ``(flow, gate_logits)``, the latter
+            ``(B, F, X, Y)`` float.
+        """
+        x = self.bev_input(occ_history, motion_history)
+        size = x.shape[-2:]
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        d2 = self.dec2(torch.cat([e2, F.interpolate(e3, size=e2.shape[-2:], mode='bilinear',
+                                                    align_corners=False)], 1))
+        d1 = self.dec1(torch.cat([e1, F.interpolate(d2, size=size, mode='bilinear',
+                                                    align_corners=False)], 1))
+        out = self.out(d1)
+        flow = out.reshape(out.shape[0], self.num_future, 2, *size)
+        if self.reveal_gate:
+            return flow, self.gate_out(d1)
+        return flow
+
+    def loss(self, flow: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Regression loss on the cells of agents.
+
+        Args:
+            flow (torch.Tensor): ``(B, F, 2, X, Y)`` prediction.
+            target (torch.Tensor): ``(B, F, 2, X, Y)`` :class:`LoadAgentFlow` targets.
+            mask (torch.Tensor): ``(B, F, X, Y)`` bool, True on supervised cells.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_agent_flow`` (averaged over the supervised cells
+            and both components; zero when a batch has none) and ``agent_flow_epe`` (mean
+            end-point error of those cells, metres, for logging).
+
+        Raises:
+            ValueError: On shape mismatches.
+        """
+        if flow.shape != target.shape or mask.shape != (flow.shape[:2] + flow.shape[3:]):
+            raise ValueError(f'AgentMotionHead.loss: flow {tuple(flow.shape)}, target '
+                             f'{tuple(target.shape)} and mask {tuple(mask.shape)} do not '
+                             f'match ((B, F, 2, X, Y) and (B, F, X, Y))')
+        weight = mask[:, :, None].to(flow.dtype).expand_as(flow)
+        count = weight.sum()
+        loss = self.loss_flow(flow, target.to(flow.dtype), weight=weight,
+                              avg_factor=count.clamp(min=1.0))
+        with torch.no_grad():
+            epe = (flow - target).norm(dim=2)
+            epe = (epe * mask).sum() / mask.sum().clamp(min=1)
+        return dict(loss_agent_flow=loss, agent_flow_epe=epe)
+
+    @torch.no_grad()
+    def gate_targets(self, occ_last: torch.Tensor, occ_future: torch.Tensor,
+                     rel_poses: torch.Tensor, dynamic_lut: torch.Tensor):
+        """Targets of the reveal gate from the true future.
+
+        Args:
+            occ_last (torch.Tensor): ``(B, X, Y, Z)`` integer labels of the last history frame.
+            occ_future (torch.Tensor): ``(B, F, X, Y, Z)`` true future labels.
+            rel_poses (torch.Tensor): ``(B, F, 4)`` true ``[x, y, z, yaw]`` of each future
+                ego frame in the last one.
+            dynamic_lut (torch.Tensor): ``(256,)`` bool, True for the moving classes (they are
+                set to free on both sides: the agent flow handles them).
+
+        Returns:
+            tuple: ``target`` ``(B, F, X, Y)`` float in ``{0, 1}`` (the static part of the
+            future column equals the last frame's column at the same index) and ``mask``
+            ``(B, F, X, Y)`` bool (columns the true motion reveals: no voxel of the column has
+            a source in the last frame).
+        """
+        free = self.free_label
+        last = torch.where(dynamic_lut[occ_last.long()], torch.full_like(occ_last, free),
+                           occ_last)
+        targets, masks = [], []
+        for f in range(occ_future.shape[1]):
+            gt = occ_future[:, f]
+            gt = torch.where(dynamic_lut[gt.long()], torch.full_like(gt, free), gt)
+            _, valid = warp_occupancy(last, rel_poses[:, f], self.point_cloud_range, free,
+                                      self.z_reference)
+            masks.append(~valid.any(-1))
+            targets.append((gt == last).all(-1))
+        return torch.stack(targets, 1).float(), torch.stack(masks, 1)
+
+    def gate_loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Binary cross-entropy of the reveal gate on the revealed cells.
+
+        Args:
+            logits (torch.Tensor): ``(B, F, X, Y)`` gate logits.
+            target (torch.Tensor): ``(B, F, X, Y)`` float targets (:meth:`gate_targets`).
+            mask (torch.Tensor): ``(B, F, X, Y)`` bool revealed cells.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_reveal_gate`` and ``reveal_gate_acc`` (accuracy
+            of the 0.5 decision on the revealed cells).
+        """
+        weight = mask.to(logits.dtype)
+        loss = self.loss_gate(logits.flatten(), target.flatten(), weight=weight.flatten(),
+                              avg_factor=weight.sum().clamp(min=1.0))
+        with torch.no_grad():
+            acc = (((logits > 0).float() == target).float() * weight).sum() / \
+                weight.sum().clamp(min=1.0)
+        return dict(loss_reveal_gate=loss, reveal_gate_acc=acc)

@@ -1,0 +1,205 @@
+"""Moving agents in AerialWorld: flow targets, the MotionNet-style head, decomposed decoding."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aerialworld_model_helpers import TINY_CLASSES, synthetic_batch, tiny_model_cfg
+from projects.aerialworld.transforms import InvalidSampleError, LoadAgentFlow
+from projects.registry import MODELS
+
+# tiny grid: 10 x 10 x 6, 1 m voxels; classes 0 ground (static), 1 building (static),
+# 2 vehicle (dynamic), 3 free
+RANGE = [-5.0, -5.0, 0.0, 5.0, 5.0, 6.0]
+FREE = TINY_CLASSES - 1
+VEHICLE = 2
+
+
+def _write_ann(path, ego, agents):
+    rec = dict(ego=dict(x=ego[0], y=ego[1], yaw=ego[2]),
+               agents=[dict(track_id=t, center=[x, y, 0.5], yaw=yaw, size=[l, w, 1.0])
+                       for t, x, y, yaw, l, w in agents])
+    path.write_text(json.dumps(rec))
+    return str(path)
+
+
+def _flow_window(tmp_path, frames):
+    """Annotation paths of a 2-history / 2-future window; ``frames`` = (ego, agents) each."""
+    paths = [_write_ann(tmp_path / f'{i}.json', ego, agents)
+             for i, (ego, agents) in enumerate(frames)]
+    return dict(ann_paths=paths, num_history=2, num_future=2)
+
+
+def test_flow_targets_by_hand(tmp_path):
+    # ego at (10, 0) heading +y (yaw pi/2) in the last history frame; a 2 m x 1.2 m car
+    # whose centre sits 2 m ahead of the ego: site (10, 2), yaw pi/2 -> ego frame (2, 0),
+    # yaw 0
+    ego = (10.0, 0.0, math.pi / 2)
+    car = lambda x, y, yaw: (7, x, y, yaw, 2.0, 1.2)  # noqa: E731
+    frames = [(ego, []), (ego, [car(10.0, 2.0, math.pi / 2)]),
+              (ego, [car(10.0, 3.0, math.pi / 2)]),     # +1 m along its heading
+              (ego, [car(9.0, 4.0, math.pi)])]          # turned left by 90 degrees
+    res = LoadAgentFlow(RANGE, (10, 10, 6), margin=0.0)(_flow_window(tmp_path, frames))
+    flow, mask = res['agent_flow'], res['agent_flow_mask']
+    assert flow.shape == (2, 2, 10, 10) and flow.dtype == np.float32
+    assert mask.shape == (2, 10, 10) and mask.dtype == bool
+    # cells with centres at x in {1.5, 2.5} (index 6, 7) and y in {-0.5, 0.5} (index 4, 5)
+    on = np.zeros((10, 10), bool)
+    on[6:8, 4:6] = True
+    assert np.array_equal(mask[0], on) and np.array_equal(mask[1], on)
+    # step 1: the car moved 1 m along +x of the ego frame
+    np.testing.assert_allclose(flow[0, 0][on], 1.0, atol=1e-6)
+    np.testing.assert_allclose(flow[0, 1][on], 0.0, atol=1e-6)
+    # step 2: centre (4, 1) in the ego frame (site (9, 4) -> x = 4, y = 1), yaw +90 deg:
+    # the cell at box-local (u, v) goes to (4 - v, 1 + u)
+    for i in (6, 7):
+        for j in (4, 5):
+            px, py = -5 + i + 0.5, -5 + j + 0.5
+            u, v = px - 2.0, py
+            np.testing.assert_allclose(flow[1, :, i, j], [4 - v - px, 1 + u - py], atol=1e-6)
+    assert not flow[:, :, ~on].any()
+
+
+def test_flow_targets_mask_agents_that_leave(tmp_path):
+    ego = (0.0, 0.0, 0.0)
+    frames = [(ego, []), (ego, [(1, 0.0, 0.0, 0.0, 2.0, 2.0)]),
+              (ego, [(1, 1.0, 0.0, 0.0, 2.0, 2.0)]), (ego, [])]
+    res = LoadAgentFlow(RANGE, (10, 10, 6))(_flow_window(tmp_path, frames))
+    assert res['agent_flow_mask'][0].sum() > 0
+    assert res['agent_flow_mask'][1].sum() == 0  # gone at step 2: not supervised
+
+
+def test_flow_targets_name_bad_files(tmp_path):
+    ego = (0.0, 0.0, 0.0)
+    win = _flow_window(tmp_path, [(ego, [])] * 4)
+    (tmp_path / '2.json').write_text(json.dumps({'agents': []}))
+    with pytest.raises(InvalidSampleError, match='2.json'):
+        LoadAgentFlow(RANGE, (10, 10, 6))(dict(win))
+    win['ann_paths'][3] = None
+    with pytest.raises(KeyError, match='ann_path'):
+        LoadAgentFlow(RANGE, (10, 10, 6))(dict(win))
+
+
+def _model(reveal_gate=True, **kw):
+    cfg = tiny_model_cfg(
+        train_stage='world',
+        copy_decode=dict(point_cloud_range=RANGE, static_classes=[0, 1]),
+        agent_motion=dict(point_cloud_range=RANGE, channels=8, reveal_gate=reveal_gate), **kw)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def test_head_starts_at_zero_flow_and_learns_a_translation():
+    torch.manual_seed(0)
+    model = _model()
+    head = model.agent_motion
+    batch = synthetic_batch(batch=2, frames=4)
+    occ = batch['occupancy'].clone()
+    occ[:, :, 4:6, 4:6, 1] = VEHICLE
+    motion = model.pose_codec.frame_motion(batch['poses'])
+    flow, gate = head(occ[:, :2], motion[:, :2])
+    assert flow.shape == (2, 2, 2, 10, 10) and gate.shape == (2, 2, 10, 10)
+    assert not flow.any()  # zero-initialised output: agents stay (the warp baseline)
+    target = torch.zeros(2, 2, 2, 10, 10)
+    target[:, 0, 0], target[:, 1, 0] = 1.5, 3.0  # +1.5 m per step along x
+    mask = torch.zeros(2, 2, 10, 10, dtype=torch.bool)
+    mask[:, :, 4:6, 4:6] = True
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        losses = head.loss(head(occ[:, :2], motion[:, :2])[0], target, mask)
+        first = first if first is not None else float(losses['agent_flow_epe'])
+        opt.zero_grad()
+        losses['loss_agent_flow'].backward()
+        opt.step()
+    assert float(losses['agent_flow_epe']) < 0.25 * first
+
+
+def test_gate_targets_by_hand():
+    head = _model().agent_motion
+    last = torch.full((1, 10, 10, 6), FREE, dtype=torch.uint8)
+    last[..., 0] = 0  # flat ground
+    last[0, 9, 0, :3] = 1  # a building at the front-right corner
+    last[0, 3, 3, 1] = VEHICLE
+    future = last[:, None].repeat(1, 1, 1, 1, 1)
+    future[0, 0, 9, 1, :3] = 1  # the building continues into new space at (9, 1)
+    future[0, 0, 2, 2, 1] = VEHICLE  # agents do not count
+    lut = torch.zeros(256, dtype=torch.bool)
+    lut[VEHICLE] = True
+    rel = torch.tensor([[[2.0, 0.0, 0.0, 0.0]]])  # 2 m forward: rows 8, 9 are new
+    target, mask = head.gate_targets(last, future, rel, lut)
+    assert mask.shape == (1, 1, 10, 10)
+    assert mask[0, 0, 8:].all() and not mask[0, 0, :8].any()
+    assert target[0, 0, 9, 0] == 1 and target[0, 0, 9, 1] == 0 and target[0, 0, 8, 5] == 1
+    losses = head.gate_loss(torch.zeros(1, 1, 10, 10), target, mask)
+    assert torch.isclose(losses['loss_reveal_gate'], torch.tensor(math.log(2.0)), atol=1e-5)
+
+
+def test_decoder_moves_agents_and_leaves_free_space():
+    model = _model()
+    dec = model.copy_decoder
+    last = torch.full((1, 10, 10, 6), FREE, dtype=torch.uint8)
+    last[..., 0] = 0
+    last[0, 4, 4, 1] = VEHICLE
+    tokens_last = torch.zeros(1, 5, 5, dtype=torch.long)
+    tokens = torch.ones(1, 2, 5, 5, dtype=torch.long)
+    decoded = torch.full((1, 2, 10, 10, 6), VEHICLE, dtype=torch.uint8)  # junk agents
+    motion = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]])  # ego +1 m / step
+    flow = torch.zeros(1, 2, 2, 10, 10)
+    flow[0, 0, 1, 4, 4] = 2.0  # step 1: the car moved 2 m along +y
+    flow[0, 1, 1, 4, 4] = 4.0
+    out = dec(last, tokens_last, tokens, decoded, motion, agent_flow=flow)
+    # step 1: ego 1 m ahead -> x index - 1; the car at y + 2 m
+    assert out[0, 0, 3, 6, 1] == VEHICLE
+    assert int((out[0, 0] == VEHICLE).sum()) == 1  # decoder's agents dropped, old place free
+    assert out[0, 0, 3, 4, 1] == FREE
+    assert out[0, 1, 2, 8, 1] == VEHICLE
+    # new space (the front row) comes from the decoder with its dynamic labels set free
+    assert (out[0, 0, 9, :, :] == FREE).all()
+    # zero flow: agents stay where they were in the world, as the CV warp baseline has them
+    still = dec(last, tokens_last, tokens, decoded, motion, agent_flow=torch.zeros_like(flow))
+    assert still[0, 0, 3, 4, 1] == VEHICLE and still[0, 1, 2, 4, 1] == VEHICLE
+
+
+def test_fill_gate_keeps_the_last_column_in_new_space():
+    model = _model()
+    last = torch.full((1, 10, 10, 6), FREE, dtype=torch.uint8)
+    last[..., 0] = 0
+    decoded = torch.full((1, 1, 10, 10, 6), 1, dtype=torch.uint8)
+    gate = torch.zeros(1, 1, 10, 10, dtype=torch.bool)
+    gate[0, 0, 9, :5] = True
+    out = model.copy_decoder(last, torch.zeros(1, 5, 5, dtype=torch.long),
+                             torch.ones(1, 1, 5, 5, dtype=torch.long), decoded,
+                             torch.tensor([[[1.0, 0.0, 0.0, 0.0]]]),
+                             agent_flow=torch.zeros(1, 1, 2, 10, 10), fill_gate=gate)
+    assert torch.equal(out[0, 0, 9, :5], last[0, 9, :5])  # gated: the last column
+    assert (out[0, 0, 9, 5:] == 1).all()  # not gated: the decoder
+
+
+def test_model_losses_and_prediction_fields():
+    torch.manual_seed(0)
+    model = _model()
+    batch = synthetic_batch(batch=2, frames=4)
+    inputs = dict(batch, agent_flow=torch.zeros(2, 2, 2, 10, 10),
+                  agent_flow_mask=torch.ones(2, 2, 10, 10, dtype=torch.bool))
+    losses = model.loss(inputs)
+    for key in ('loss_agent_flow', 'loss_reveal_gate', 'agent_flow_epe', 'loss_token'):
+        assert key in losses and torch.isfinite(losses[key])
+    losses['loss_agent_flow'].backward()
+    assert model.agent_motion.out.weight.grad is not None
+    # without flow targets only the gate is trained
+    assert 'loss_agent_flow' not in model.loss(batch)
+    model.eval()
+    preds = model.predict(batch)
+    assert preds[0].pred_agent_flow.shape == (2, 2, 10, 10)
+    assert preds[0].pred_occ.shape == preds[0].decoded_pred_occ.shape == (2, 10, 10, 6)
+
+
+def test_agent_motion_needs_static_classes():
+    cfg = tiny_model_cfg(train_stage='world', copy_decode=dict(point_cloud_range=RANGE),
+                         agent_motion=dict(point_cloud_range=RANGE))
+    with pytest.raises(ValueError, match='static_classes'):
+        MODELS.build(cfg)
