@@ -12,14 +12,16 @@ _base_ = [
 point_cloud_range = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]
 grid_size = {{_base_.grid_size}}
 
-# 1300 iterations: the tokenizer for the first 900 (9/13), then the world model; validation
-# at the end only (val_interval of the base > max_iters).
-train_cfg = dict(max_iters=1300, switch_ratio=9 / 13)
+# 800 iterations: the tokenizer for the first 600 (3/4), then the world model; validation at
+# the end only (val_interval of the base > max_iters). Sized for the 20-minute CPU budget with
+# the moving-agent head (issue 9); the 900 + 400 recipe before it took 41 min projected on
+# this machine with the head, see configs/README.md.
+train_cfg = dict(max_iters=800, switch_ratio=3 / 4)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    # A cosine over 15/13 of the run (1500 iterations at max_iters=1300): training stops at
-    # 4 % of the peak LR, the path the tokenizer stage was tuned with.
+    # A cosine over 15/13 of the run: training stops at 4 % of the peak LR, the path the
+    # tokenizer stage was tuned with.
     dict(type='ProportionalCosineAnnealingLR', period_ratio=15 / 13, eta_min=1e-5,
          by_epoch=False, begin=0),
 ]
@@ -30,10 +32,9 @@ model = dict(
     # the classes of the dataset base (the PLATEAU city with traffic: free = 9)
     num_classes={{_base_.num_classes}},
     free_label={{_base_.free_label}},
-    tokenizer_frames=4,  # tokenizer stage: 4 random frames of each window per step
-    # world stage: decode every future frame for the decoded-occupancy losses (the base's one
-    # sampled frame saves time only on full grids)
-    world_occ_loss_samples=None,
+    tokenizer_frames=2,  # tokenizer stage: 2 random frames of each window per step
+    # world stage: decode 2 random future frames per step for the decoded-occupancy losses
+    world_occ_loss_samples=2,
     # Copy-through decoding of the rollout: the last observed frame warped by the predicted
     # ego motion where it covers the new grid (static classes only: vehicles, pedestrians
     # and drones move on their own), observed voxels for tokens predicted unchanged, the VQ
@@ -66,8 +67,15 @@ model = dict(
     # from the ego-aligned history, and the copy-through decoder moves the last frame's
     # dynamic voxels by it (static / dynamic decomposition of DFIT-OccWorld; see
     # AgentMotionHead). Trained in both stages (loss_agent_flow).
+    # reveal_gate: the same head says, per future step and BEV cell, whether newly revealed
+    # space keeps the last frame's column there (else the VQ decoder fills it).
     agent_motion=dict(point_cloud_range=point_cloud_range, z_reference='ground',
                       reveal_gate=True),
+    # The pose branch is not trained here: it stays at its constant-velocity prior
+    # (pose_residual, zero-initialised correction). Its learned correction (pose_envelope=1,
+    # trained with smooth-L1) was above constant velocity on the held-out sessions at
+    # t = 1..4 (by 3-8 mm; configs/README.md), so it does not pass issue 9's "never worse".
+    head=dict(pose_losses=[]),
     transformer=dict(d_model=128, num_blocks=3, num_heads=4, max_frames=10,
                      spatial_scales=(1, 2), spatial_mode='conv', copy_prior=6.0,
                      pose_residual=True, pose_envelope=1.0,
@@ -86,6 +94,6 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=2, num_workers=1, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=4, num_workers=1,
-                      dataset=dict(window_stride=2, pipeline=train_pipeline))
+                      dataset=dict(window_stride=3, pipeline=train_pipeline))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=250), logger=dict(interval=50))

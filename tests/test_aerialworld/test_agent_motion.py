@@ -203,3 +203,19 @@ def test_agent_motion_needs_static_classes():
                          agent_motion=dict(point_cloud_range=RANGE))
     with pytest.raises(ValueError, match='static_classes'):
         MODELS.build(cfg)
+
+
+def test_planar_column_warp_equals_the_voxel_warp():
+    """The bit-packed column warp of ``bev_input`` (z_reference='ground') gives the same input
+    as warping the voxels (the 'ego' path, identical when the motion has no z part)."""
+    head = _model().agent_motion
+    g = torch.Generator().manual_seed(3)
+    occ = torch.randint(0, TINY_CLASSES, (2, 2, 10, 10, 6), generator=g).to(torch.uint8)
+    motion = torch.zeros(2, 2, 4)
+    motion[:, 1, 0], motion[:, 1, 1], motion[:, 1, 3] = 1.3, -0.7, 0.4  # x, y (m), yaw (rad)
+    planar = head.bev_input(occ, motion)
+    head.z_reference = 'ego'
+    voxel = head.bev_input(occ, motion)
+    assert planar.shape == (2, 2 * (2 * TINY_CLASSES - 1) + 4, 10, 10)
+    assert torch.equal(planar, voxel)
+    assert planar[:, :TINY_CLASSES].sum() > 0 and not torch.equal(planar[:, :3], planar[:, 7:10])

@@ -118,7 +118,7 @@ def test_absolute_switch_iter(tmp_path):
 
 
 def test_proportional_cosine_keeps_the_tuned_lr_path(tmp_path):
-    # test_local: the cosine of a 1500-iteration run, stopped at 1300 (period_ratio 15/13).
+    # the cosine of test_local (period_ratio 15/13: stopped at 13/15 of its period).
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'test_local.py'))
     cosine = [s for s in cfg.param_scheduler if 'Cosine' in s['type']]
     assert cosine[0]['type'] == 'ProportionalCosineAnnealingLR'

@@ -133,6 +133,12 @@ class AgentMotionHead(BaseModule):
             self.gate_out = nn.Conv2d(c, self.num_future, 1)
             self.loss_gate = MODELS.build(loss_gate)
 
+    def class_presence(self, occ: torch.Tensor) -> torch.Tensor:
+        """``(B, X, Y, num_classes)`` bool: which classes each column of ``(B, X, Y, Z)`` holds."""
+        out = torch.zeros(*occ.shape[:3], self.num_classes, dtype=torch.bool,
+                          device=occ.device)
+        return out.scatter_(3, occ.long(), True)
+
     @torch.no_grad()
     def bev_input(self, occ_history: torch.Tensor, motion_history: torch.Tensor
                   ) -> torch.Tensor:
@@ -156,24 +162,32 @@ class AgentMotionHead(BaseModule):
         if h != self.num_history:
             raise ValueError(f'AgentMotionHead: expected {self.num_history} history frames, '
                              f'got {h}')
-        keep = [k for k in range(self.num_classes) if k != self.free_label]
+        keep = torch.tensor([k for k in range(self.num_classes) if k != self.free_label],
+                            device=occ_history.device)
+        bits = torch.arange(len(keep), device=occ_history.device)
         chans = []
         for k in range(h):
-            occ = occ_history[:, k]
+            raw = self.class_presence(occ_history[:, k])[..., keep]  # (B, X, Y, K)
+            present = raw
+            valid = torch.ones(raw.shape[:3], dtype=torch.bool, device=raw.device)
             if k < h - 1:
                 # pose of the last frame in frame k: the motions of frames k+1 .. h-1
                 rel = self.codec.accumulate(motion_history[:, k + 1:])[:, -1]
-                occ, valid = warp_occupancy(occ, rel, self.point_cloud_range, self.free_label,
-                                            self.z_reference)
-                valid = valid.any(-1)
-            else:
-                valid = torch.ones(occ.shape[:3], dtype=torch.bool, device=occ.device)
-            onehot = F.one_hot(occ.long(), self.num_classes).any(3)  # (B, X, Y, C)
-            chans.append(onehot[..., keep].permute(0, 3, 1, 2))
+                if self.z_reference == 'ground':
+                    # planar warp: warping the columns' class sets (bit-packed into one
+                    # integer label per column) equals warping the voxels, at 1/Z the cost
+                    code = (raw.long() << bits).sum(-1, keepdim=True)  # (B, X, Y, 1)
+                    code, valid = warp_occupancy(code, rel, self.point_cloud_range, 0,
+                                                 'ground')
+                    present, valid = ((code >> bits) & 1).bool(), valid[..., 0]
+                else:
+                    occ, valid = warp_occupancy(occ_history[:, k], rel, self.point_cloud_range,
+                                                self.free_label, self.z_reference)
+                    present, valid = self.class_presence(occ)[..., keep], valid.any(-1)
+            chans.append(present.permute(0, 3, 1, 2))
             chans.append(valid[:, None])
             if self.reveal_gate:
-                raw = F.one_hot(occ_history[:, k].long(), self.num_classes).any(3)
-                chans.append(raw[..., keep].permute(0, 3, 1, 2))
+                chans.append(raw.permute(0, 3, 1, 2))
         x = torch.cat(chans, dim=1).float()
         if self.reveal_gate:
             last = self.codec.to_planar(motion_history[:, -1:])[:, 0].to(x.dtype)  # (B, 4)
