@@ -100,7 +100,8 @@ def test_head_starts_at_zero_flow_and_learns_a_translation():
     occ = batch['occupancy'].clone()
     occ[:, :, 4:6, 4:6, 1] = VEHICLE
     motion = model.pose_codec.frame_motion(batch['poses'])
-    flow, gate = head(occ[:, :2], motion[:, :2])
+    out = head(occ[:, :2], motion[:, :2])
+    flow, gate = out['flow'], out['gate_logits']
     assert flow.shape == (2, 2, 2, 10, 10) and gate.shape == (2, 2, 10, 10)
     assert not flow.any()  # zero-initialised output: agents stay (the warp baseline)
     target = torch.zeros(2, 2, 2, 10, 10)
@@ -110,7 +111,7 @@ def test_head_starts_at_zero_flow_and_learns_a_translation():
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
     first = None
     for _ in range(60):
-        losses = head.loss(head(occ[:, :2], motion[:, :2])[0], target, mask)
+        losses = head.loss(head(occ[:, :2], motion[:, :2])['flow'], target, mask)
         first = first if first is not None else float(losses['agent_flow_epe'])
         opt.zero_grad()
         losses['loss_agent_flow'].backward()
@@ -219,3 +220,51 @@ def test_planar_column_warp_equals_the_voxel_warp():
     assert planar.shape == (2, 2 * (2 * TINY_CLASSES - 1) + 4, 10, 10)
     assert torch.equal(planar, voxel)
     assert planar[:, :TINY_CLASSES].sum() > 0 and not torch.equal(planar[:, :3], planar[:, 7:10])
+
+
+def test_motion_state_zeroes_the_flow_of_agents_classified_static():
+    cfg = tiny_model_cfg(
+        train_stage='world', copy_decode=dict(point_cloud_range=RANGE, static_classes=[0, 1]),
+        agent_motion=dict(point_cloud_range=RANGE, channels=8, motion_state=True))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    head = model.agent_motion
+    batch = synthetic_batch(batch=1, frames=4)
+    motion = model.pose_codec.frame_motion(batch['poses'])
+    torch.nn.init.constant_(head.out.bias, 1.0)  # every cell predicts +1 m
+    out = head.train()(batch['occupancy'][:, :2], motion[:, :2])
+    assert out['state_logits'].shape == (1, 10, 10) and (out['flow'] == 1).all()
+    target = torch.zeros(1, 2, 2, 10, 10)
+    target[0, 1, 0, 2, 3] = 2.0  # cell (2, 3) moves 2 m by step 2: moving
+    mask = torch.zeros(1, 2, 10, 10, dtype=torch.bool)
+    mask[0, :, 2:4, 3] = True  # cell (3, 3) stays: not moving
+    # zero state logits: BCE log(2) on the two agent cells
+    torch.nn.init.zeros_(head.state_out.weight)
+    torch.nn.init.zeros_(head.state_out.bias)
+    out = head(batch['occupancy'][:, :2], motion[:, :2])
+    losses = head.loss(out['flow'], target, mask, out['state_logits'])
+    assert torch.isclose(losses['loss_motion_state'], torch.tensor(math.log(2.0)), atol=1e-5)
+    torch.nn.init.constant_(head.state_out.bias, -5.0)  # nothing moves
+    assert not head.eval()(batch['occupancy'][:, :2], motion[:, :2])['flow'].any()
+    torch.nn.init.constant_(head.state_out.bias, 5.0)  # everything moves
+    assert (head(batch['occupancy'][:, :2], motion[:, :2])['flow'] == 1).all()
+
+
+def test_seen_classes_only_restricts_the_decoding_of_new_space():
+    torch.manual_seed(0)
+    batch = synthetic_batch(batch=1, frames=4)
+    occ = batch['occupancy']
+    occ[occ == 1] = 0  # class 1 (building) never appears in this window
+    preds = {}
+    for flag in (True, False):
+        torch.manual_seed(0)
+        model = _model(seen_classes_only=flag).eval()
+        model.tokenizer.decode_indices = lambda idx: torch.nn.functional.one_hot(  # noqa
+            torch.ones(idx.shape[0], 10, 10, 6, dtype=torch.long), TINY_CLASSES
+        ).permute(0, 4, 1, 2, 3).float() + 0.1 * torch.arange(TINY_CLASSES).view(1, -1, 1, 1, 1)
+        preds[flag] = model.predict(dict(batch, occupancy=occ))[0]
+    # the decoder says "building" everywhere; with the rule new space gets the next best
+    # class the history showed, without it buildings appear
+    assert (preds[False].pred_occ == 1).any()
+    assert not (preds[True].pred_occ == 1).any()
+    assert (preds[True].decoded_pred_occ == 1).all()  # the plain decoding is unchanged

@@ -89,6 +89,11 @@ class AerialWorld(BaseModel):
             windows without them skip it), and in predictions its flow moves the last frame's
             dynamic voxels in the copy-through decoding (needs ``copy_decode`` with
             ``static_classes``). Defaults to None.
+        seen_classes_only (bool): With ``agent_motion``, the copy-through decoder gets the
+            tokens decoded among the classes present in the history only (a decoding rule, not
+            learned: a class the scene never showed is not generated in new space). False
+            gives it the plain arg-max decoding (to measure the rule's effect). Defaults to
+            True.
         token_cache (dict, optional): :class:`TokenCache` arguments (``cache_dir``...): in the
             ``'world'`` stage the frozen tokenizer's codes are read from the cache instead of
             re-encoding every frame at every step. Defaults to None (no cache).
@@ -116,6 +121,7 @@ class AerialWorld(BaseModel):
                  tokenizer_frames: Optional[int] = None,
                  copy_decode: Optional[dict] = None,
                  agent_motion: Optional[dict] = None,
+                 seen_classes_only: bool = True,
                  tokenizer_ckpt: Optional[str] = None,
                  token_cache: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = dict(
@@ -196,6 +202,7 @@ class AerialWorld(BaseModel):
         self.copy_decoder = None if copy_decode is None else build_copy_decoder(
             copy_decode, num_classes=self.num_classes, free_label=free,
             token_stride=self.tokenizer.stride, pose_mode=pose_mode)
+        self.seen_classes_only = bool(seen_classes_only)
         self.agent_motion = None
         if agent_motion is not None:
             if self.copy_decoder is None or \
@@ -421,8 +428,8 @@ class AerialWorld(BaseModel):
                              inputs: dict) -> dict:
         """Losses of ``agent_motion`` at the window's last history frame.
 
-        ``loss_agent_flow`` needs the ``agent_flow`` / ``agent_flow_mask`` inputs (skipped
-        without them); ``loss_reveal_gate`` (``reveal_gate=True``) is computed from the
+        ``loss_agent_flow`` (and ``loss_motion_state``) need the ``agent_flow`` /
+        ``agent_flow_mask`` inputs (skipped without them); ``loss_reveal_gate`` (``reveal_gate=True``) is computed from the
         window's own future frames and ego motion.
         """
         hist, fut = self.num_history, self.num_future
@@ -430,14 +437,15 @@ class AerialWorld(BaseModel):
         codec = self.pose_codec
         frame_motion = codec.frame_motion(poses)
         out = head(occ[:, :hist], frame_motion[:, :hist])
-        flow, gate = out if head.reveal_gate else (out, None)
+        flow, gate = out['flow'], out.get('gate_logits')
         losses = {}
         if 'agent_flow' in inputs:
             target, mask = (inputs[k] if isinstance(inputs[k], torch.Tensor) else
                             torch.stack(list(inputs[k]))
                             for k in ('agent_flow', 'agent_flow_mask'))
             losses.update(head.loss(flow, target.to(flow.device),
-                                    mask.to(device=flow.device, dtype=torch.bool)))
+                                    mask.to(device=flow.device, dtype=torch.bool),
+                                    out.get('state_logits')))
         if gate is not None and occ.shape[1] >= hist + fut:
             rel = codec.accumulate(codec.step_motion(poses)[:, hist - 1:hist - 1 + fut])
             target, mask = head.gate_targets(occ[:, hist - 1], occ[:, hist:hist + fut], rel,
@@ -518,10 +526,9 @@ class AerialWorld(BaseModel):
             dict[str, torch.Tensor]: ``pred_occ`` ``(B, F, X, Y, Z)`` uint8 and, with
             ``copy_decode``, ``decoded_pred_occ`` (the plain VQ-decoded forecast); with
             ``agent_motion`` also ``pred_agent_flow`` ``(B, F, 2, X, Y)`` float (metres).
-            With ``agent_motion`` the copy-through decoder gets the tokens decoded among the
-            classes seen in the history only (a class the scene never showed is not
-            generated), its flow and its reveal gate; ``decoded_pred_occ`` stays the plain
-            decoding.
+            With ``agent_motion`` the copy-through decoder gets its flow and reveal gate and
+            (``seen_classes_only``) the tokens decoded among the classes seen in the history
+            only; ``decoded_pred_occ`` stays the plain decoding.
         """
         if self.copy_decoder is None:
             return dict(pred_occ=self._decode_tokens(tokens))
@@ -532,10 +539,13 @@ class AerialWorld(BaseModel):
         to_copy = decoded = self._decode_tokens(tokens) if self.agent_motion is None else None
         if self.agent_motion is not None:
             # the classes observed in the history: new space is decoded among them
-            seen = F.one_hot(occ_history.long().flatten(1), self.num_classes).any(1)
-            decoded, to_copy = self._decode_tokens(tokens, allowed=seen)
+            if self.seen_classes_only:
+                seen = F.one_hot(occ_history.long().flatten(1), self.num_classes).any(1)
+                decoded, to_copy = self._decode_tokens(tokens, allowed=seen)
+            else:
+                decoded = to_copy = self._decode_tokens(tokens)
             out = self.agent_motion(occ_history, motion_history)
-            flow, gate = out if self.agent_motion.reveal_gate else (out, None)
+            flow, gate = out['flow'], out.get('gate_logits')
             flow = self._extend_flow(flow, tokens.shape[1])
             fields['pred_agent_flow'] = flow
             if gate is not None:

@@ -64,6 +64,14 @@ class AgentMotionHead(BaseModule):
         channels (int): Width of the first level (the second has twice). Defaults to 32.
         reveal_gate (bool): Also predict the copy gate of newly revealed space (above).
             Defaults to False.
+        motion_state (bool): Also classify each agent cell as moving or not (MotionNet's
+            state estimation head): one logit, binary cross-entropy against "the cell moves
+            more than ``moving_threshold`` metres by some supervised step"; at inference the
+            flow of cells classified as not moving is set to zero, so a parked or waiting
+            agent is kept exactly where it is instead of drifting with a small regression
+            error. Defaults to False.
+        moving_threshold (float): Displacement (metres) above which a cell counts as moving.
+            Defaults to 0.5.
         loss_gate (dict): Loss of the gate logits (an ``mmdet`` loss with ``weight`` and
             ``avg_factor``). Defaults to ``mmdet.CrossEntropyLoss`` with ``use_sigmoid``.
         loss_flow (dict): Regression loss of the masked cells (an ``mmdet`` loss taking
@@ -85,6 +93,8 @@ class AgentMotionHead(BaseModule):
                  channels: int = 32,
                  loss_flow: dict = dict(type='mmdet.SmoothL1Loss', beta=0.5, loss_weight=1.0),
                  reveal_gate: bool = False,
+                 motion_state: bool = False,
+                 moving_threshold: float = 0.5,
                  loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
                                         loss_weight=1.0),
                  init_cfg: Optional[dict] = None) -> None:
@@ -131,7 +141,12 @@ class AgentMotionHead(BaseModule):
         self.loss_flow = MODELS.build(loss_flow)
         if self.reveal_gate:
             self.gate_out = nn.Conv2d(c, self.num_future, 1)
+        if self.reveal_gate or motion_state:
             self.loss_gate = MODELS.build(loss_gate)
+        self.motion_state = bool(motion_state)
+        self.moving_threshold = float(moving_threshold)
+        if self.motion_state:
+            self.state_out = nn.Conv2d(c, 1, 1)
 
     def class_presence(self, occ: torch.Tensor) -> torch.Tensor:
         """``(B, X, Y, num_classes)`` bool: which classes each column of ``(B, X, Y, Z)`` holds."""
@@ -202,10 +217,11 @@ class AgentMotionHead(BaseModule):
             motion_history (torch.Tensor): ``(B, H, D)`` per-frame ego motion.
 
         Returns:
-            torch.Tensor | tuple: ``flow`` ``(B, F, 2, X, Y)`` float displacement (metres,
+            dict[str, torch.Tensor]: ``flow`` ``(B, F, 2, X, Y)`` float displacement (metres,
             last history frame's ego coordinates) of the point on each cell at future steps
-            ``1..F``; with ``reveal_gate`` the tuple ``(flow, gate_logits)``, the latter
-            ``(B, F, X, Y)`` float.
+            ``1..F`` (with ``motion_state``, in eval mode, zero on cells classified as not
+            moving); with ``motion_state`` ``state_logits`` ``(B, X, Y)``; with
+            ``reveal_gate`` ``gate_logits`` ``(B, F, X, Y)``.
         """
         x = self.bev_input(occ_history, motion_history)
         size = x.shape[-2:]
@@ -218,22 +234,32 @@ class AgentMotionHead(BaseModule):
                                                     align_corners=False)], 1))
         out = self.out(d1)
         flow = out.reshape(out.shape[0], self.num_future, 2, *size)
+        out = dict(flow=flow)
+        if self.motion_state:
+            state = self.state_out(d1)[:, 0]  # (B, X, Y) moving logit
+            out['state_logits'] = state
+            if not self.training:  # cells classified as not moving keep their place
+                out['flow'] = flow * (state > 0).to(flow.dtype)[:, None, None]
         if self.reveal_gate:
-            return flow, self.gate_out(d1)
-        return flow
+            out['gate_logits'] = self.gate_out(d1)
+        return out
 
-    def loss(self, flow: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
-        """Regression loss on the cells of agents.
+    def loss(self, flow: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+             state_logits: Optional[torch.Tensor] = None) -> dict:
+        """Regression loss on the cells of agents (and the motion-state loss).
 
         Args:
             flow (torch.Tensor): ``(B, F, 2, X, Y)`` prediction.
             target (torch.Tensor): ``(B, F, 2, X, Y)`` :class:`LoadAgentFlow` targets.
             mask (torch.Tensor): ``(B, F, X, Y)`` bool, True on supervised cells.
+            state_logits (torch.Tensor, optional): ``(B, X, Y)`` moving logits
+                (``motion_state``).
 
         Returns:
             dict[str, torch.Tensor]: ``loss_agent_flow`` (averaged over the supervised cells
-            and both components; zero when a batch has none) and ``agent_flow_epe`` (mean
-            end-point error of those cells, metres, for logging).
+            and both components; zero when a batch has none), ``agent_flow_epe`` (mean
+            end-point error of those cells, metres, for logging) and, given
+            ``state_logits``, ``loss_motion_state``.
 
         Raises:
             ValueError: On shape mismatches.
@@ -249,7 +275,16 @@ class AgentMotionHead(BaseModule):
         with torch.no_grad():
             epe = (flow - target).norm(dim=2)
             epe = (epe * mask).sum() / mask.sum().clamp(min=1)
-        return dict(loss_agent_flow=loss, agent_flow_epe=epe)
+        out = dict(loss_agent_flow=loss, agent_flow_epe=epe)
+        if state_logits is not None:
+            state = state_logits
+            on = mask.any(1)  # (B, X, Y) agent cells
+            moving = ((target.norm(dim=2) * mask) > self.moving_threshold).any(1)
+            weight = on.to(state.dtype).flatten()
+            out['loss_motion_state'] = self.loss_gate(
+                state.flatten(), moving.to(state.dtype).flatten(), weight=weight,
+                avg_factor=weight.sum().clamp(min=1.0))
+        return out
 
     @torch.no_grad()
     def gate_targets(self, occ_last: torch.Tensor, occ_future: torch.Tensor,
