@@ -93,8 +93,9 @@ train_pipeline = [
          keys=('occupancy', 'poses', 'agent_flow', 'agent_flow_mask'),
          meta_keys={{_base_.meta_keys}}),
 ]
+test_pipeline = train_pipeline
 train_dataloader = dict(batch_size=2, num_workers=1, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=4, num_workers=1,
-                      dataset=dict(window_stride=3, pipeline=train_pipeline))
+                      dataset=dict(window_stride=3, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 default_hooks = dict(checkpoint=dict(interval=250), logger=dict(interval=50))

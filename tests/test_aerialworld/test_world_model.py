@@ -322,3 +322,34 @@ def test_world_occ_loss_samples_decodes_a_random_subset_of_frames():
     assert len(seen) > 1  # the frame is drawn at random
     with pytest.raises(ValueError, match='world_occ_loss_samples'):
         MODELS.build(tiny_model_cfg(world_occ_loss_samples=0))
+
+
+def test_world_occ_loss_samples_follow_the_runner_iteration():
+    """Inside a runner the sampled frames depend on (seed, iteration) only, not on the global
+    random stream, so a resumed run decodes the same frames as the uninterrupted one."""
+    from mmengine.logging import MessageHub
+    model = MODELS.build(tiny_model_cfg(train_stage='world', world_occ_loss_frames='all',
+                                        world_occ_loss_samples=1))
+    batch = synthetic_batch(batch=2, frames=4)
+    targets = []
+    original = model.head.occupancy_losses
+    def capture(logits, target, stage):
+        targets.append(target)
+        return original(logits, target, stage)
+
+    model.head.occupancy_losses = capture
+    hub = MessageHub.get_instance('test_world_occ_loss_samples_iter')
+    picked = {}
+    try:
+        for it in range(8):
+            hub.update_info('iter', it)
+            for draw in range(2):
+                torch.rand(17 * (draw + 1))  # other code consuming the global stream
+                model(batch, mode='loss')
+                gt = targets.pop()
+                frame = [f for f in range(3) if torch.equal(gt, batch['occupancy'][:, f + 1])][0]
+                picked.setdefault(it, set()).add(frame)
+    finally:
+        hub.update_info('iter', None)
+    assert all(len(v) == 1 for v in picked.values())  # same iteration, same frame
+    assert len({next(iter(v)) for v in picked.values()}) > 1  # varies with the iteration

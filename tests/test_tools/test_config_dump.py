@@ -118,7 +118,7 @@ def test_print_config_cli_applies_cfg_options(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dumped = Config.fromfile(str(out))
     assert dumped.train_cfg.max_iters == 130
-    assert dumped.train_cfg.switch_ratio == pytest.approx(9 / 13)
+    assert dumped.train_cfg.switch_ratio == pytest.approx(11 / 17)
     # an existing dump is not replaced without --overwrite
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and '--overwrite' in proc.stderr

@@ -68,7 +68,8 @@ class AerialWorld(BaseModel):
             Defaults to ``'future'``.
         world_occ_loss_samples (int, optional): Decode and score only this many randomly
             chosen frames of ``world_occ_loss_frames`` per step (the same frames for every
-            sample of the batch), the world-stage counterpart of ``tokenizer_frames``: the
+            sample of the batch; drawn from the run's seed and iteration, so a resumed run
+            draws the same frames), the world-stage counterpart of ``tokenizer_frames``: the
             mean of the per-frame terms is then estimated from a sample of the frames, and the
             cost of decoding full-resolution frames (which dominates a full-grid world step)
             drops by ``num_frames / world_occ_loss_samples``. Defaults to None (all frames).
@@ -323,6 +324,23 @@ class AerialWorld(BaseModel):
             tokens = self.tokenizer.tokenize(flat)
         return tokens.reshape(b, t, *tokens.shape[1:])
 
+    @staticmethod
+    def _iteration_generator() -> Optional[torch.Generator]:
+        """A CPU generator seeded by the run's seed and the runner's current iteration.
+
+        Draws made with it depend only on ``(torch.initial_seed(), iteration)``, not on how
+        much of the global random stream other code (a stage switch, validation, a resume)
+        consumed before, so a resumed run repeats them exactly. None (the global stream)
+        outside a runner (no ``iter`` in MMEngine's message hub).
+        """
+        from mmengine.logging import MessageHub
+        hub = MessageHub.get_current_instance()
+        it = hub.get_info('iter') if hub is not None else None
+        if it is None:
+            return None
+        seed = (int(torch.initial_seed()) * 1000003 + int(it)) % (2 ** 63 - 1)
+        return torch.Generator().manual_seed(seed)
+
     def _world_losses(self, occ: torch.Tensor, poses: torch.Tensor) -> dict:
         """Teacher-forced next-token, decoded-occupancy and pose losses."""
         b, t = occ.shape[:2]
@@ -348,8 +366,8 @@ class AerialWorld(BaseModel):
                 frames = torch.arange(start, t - 1, device=logits.device)
                 k = self.world_occ_loss_samples
                 if k is not None and k < len(frames):
-                    frames = frames[torch.randperm(len(frames), device=frames.device)[:k]
-                                    .sort().values]
+                    perm = torch.randperm(len(frames), generator=self._iteration_generator())
+                    frames = frames[perm[:k].sort().values.to(frames.device)]
                 probs = F.softmax(logits[:, frames], dim=2)  # (B, F, K, h, w)
                 soft = torch.einsum('bfkhw,kd->bfdhw', probs, codebook)
                 occ_logits = self.tokenizer.decode(soft.flatten(0, 1))
