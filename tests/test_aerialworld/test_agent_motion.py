@@ -268,3 +268,72 @@ def test_seen_classes_only_restricts_the_decoding_of_new_space():
     assert (preds[False].pred_occ == 1).any()
     assert not (preds[True].pred_occ == 1).any()
     assert (preds[True].decoded_pred_occ == 1).all()  # the plain decoding is unchanged
+
+
+def test_kinematic_flow_mode_by_hand():
+    from projects.aerialworld.models.agent_motion import AgentMotionHead
+    head = AgentMotionHead(num_classes=4, free_label=3, num_history=2, num_future=3,
+                           point_cloud_range=RANGE, channels=8, flow_mode='kinematic')
+    out = torch.zeros(1, 4, 2, 2)
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3] = 1.0, -2.0, 0.5, 0.0  # v = (1, -2), a = (.5, 0)
+    flow = head.flow_from_output(out)
+    assert flow.shape == (1, 3, 2, 2, 2)
+    # d_f = v f + a f^2 / 2
+    assert torch.allclose(flow[0, :, 0, 0, 0], torch.tensor([1.25, 3.0, 5.25]))
+    assert torch.allclose(flow[0, :, 1, 1, 1], torch.tensor([-2.0, -4.0, -6.0]))
+    with pytest.raises(ValueError, match='flow_mode'):
+        AgentMotionHead(num_classes=4, free_label=3, num_history=2, num_future=3,
+                        point_cloud_range=RANGE, flow_mode='spline')
+    with pytest.raises(ValueError, match='velocity_prior'):
+        AgentMotionHead(num_classes=4, free_label=3, num_history=2, num_future=3,
+                        point_cloud_range=RANGE, velocity_prior=True, static_classes=[0])
+
+
+def test_tracked_velocity_prior_by_hand():
+    """Centroid tracking between the last two frames; the untrained head continues it."""
+    from projects.aerialworld.models.agent_motion import AgentMotionHead
+    rng = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]  # 0.8 m cells on a 50 x 50 grid
+    head = AgentMotionHead(num_classes=10, free_label=9, num_history=3, num_future=4,
+                           point_cloud_range=rng, channels=8, flow_mode='kinematic',
+                           velocity_prior=True, static_classes=[0, 1, 2, 3, 4, 5])
+    assert head.tracked_classes == [6, 7, 8]
+    last = torch.zeros(1, 50, 50, 3, dtype=torch.bool)
+    prev = torch.zeros_like(last)
+    last[0, 10:15, 20:22, 0] = prev[0, 8:13, 20:22, 0] = True  # car: +2 cells along x
+    last[0, 30, 30, 1] = prev[0, 30, 31, 1] = True  # pedestrian: -1 cell along y
+    prev[0, 31, 29, 2] = True  # a drone next to it: other class, never matched to it
+    last[0, 45, 45, 2] = True  # drone 11 m from the only drone before: too far
+    v = head.track_velocity(last, prev)
+    assert torch.allclose(v[0, :, 12, 21], torch.tensor([1.6, 0.0, 1.0]))
+    assert torch.allclose(v[0, :, 30, 30], torch.tensor([0.0, -0.8, 1.0]))
+    assert not v[0, :, 45, 45].any() and not v[0, :, 0, 0].any()
+    # the untrained head (zero-initialised residual) forecasts the car at constant velocity
+    occ = torch.full((1, 3, 50, 50, 30), 9, dtype=torch.uint8)
+    occ[..., 0] = 4
+    occ[0, 2, 10:15, 20:22, 1:3] = 6
+    occ[0, 1, 8:13, 20:22, 1:3] = 6
+    occ[0, 0, 6:11, 20:22, 1:3] = 6
+    flow = head(occ, torch.zeros(1, 3, 4))['flow']
+    assert torch.allclose(flow[0, :, 0, 12, 21], torch.tensor([1.6, 3.2, 4.8, 6.4]))
+    assert not flow[0, :, 1, 12, 21].any() and not flow[0, :, :, 0, 0].any()
+
+
+def test_rigid_agents_move_by_the_mean_flow_of_their_component():
+    model = _model()
+    dec = model.copy_decoder
+    dec.rigid_agents = True
+    last = torch.full((1, 10, 10, 6), FREE, dtype=torch.uint8)
+    last[..., 0] = 0
+    last[0, 4, 4:6, 1] = VEHICLE  # one car on two cells
+    last[0, 8, 8, 1] = VEHICLE  # another, alone
+    flow = torch.zeros(1, 1, 2, 10, 10)
+    flow[0, 0, 0, 4, 4], flow[0, 0, 0, 4, 5] = 2.0, 0.0  # cells disagree: mean +1 m along x
+    flow[0, 0, 0, 8, 8] = -2.0
+    out = dec(last, torch.zeros(1, 5, 5, dtype=torch.long),
+              torch.ones(1, 1, 5, 5, dtype=torch.long),
+              torch.full((1, 1, 10, 10, 6), FREE, dtype=torch.uint8),
+              torch.zeros(1, 1, 4), agent_flow=flow)
+    assert out[0, 0, 5, 4, 1] == VEHICLE and out[0, 0, 5, 5, 1] == VEHICLE  # moved together
+    assert out[0, 0, 4, 4, 1] == FREE and out[0, 0, 4, 5, 1] == FREE
+    assert out[0, 0, 6, 8, 1] == VEHICLE  # the other car keeps its own motion
+    assert int((out[0, 0] == VEHICLE).sum()) == 3

@@ -214,7 +214,7 @@ class AerialWorld(BaseModel):
                 dict(type='AgentMotionHead'), **dict(agent_motion),
                 num_classes=self.num_classes,
                 free_label=free, num_history=self.num_history, num_future=self.num_future,
-                pose_mode=pose_mode))
+                pose_mode=pose_mode, static_classes=self.copy_decoder.static_classes))
         self.token_cache = TokenCache(**token_cache) if token_cache else None
         self.train_stage = train_stage
         self.set_stage(train_stage)

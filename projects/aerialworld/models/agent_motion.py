@@ -12,15 +12,20 @@ dynamic voxels by it.
 """
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
+from scipy import ndimage
 
 from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
 from projects.registry import MODELS
 from .pose_codec import PoseCodec
+
+
+FLOW_MODES = ('per_step', 'kinematic')
 
 
 @MODELS.register_module()
@@ -72,6 +77,32 @@ class AgentMotionHead(BaseModule):
             error. Defaults to False.
         moving_threshold (float): Displacement (metres) above which a cell counts as moving.
             Defaults to 0.5.
+        flow_mode (str): How the network's output becomes the per-step flow. ``'per_step'``
+            (MotionNet): ``2 * num_future`` channels, one ``(dx, dy)`` per future step.
+            ``'kinematic'``: 4 channels, a per-cell velocity ``v`` (metres per step) and
+            acceleration ``a`` (metres per step squared), and the displacement at step ``f``
+            is ``v f + a f^2 / 2`` (constant-acceleration point motion): every step shares
+            the same two vectors, so each training window supervises them ``F`` times and a
+            far step cannot ask for a displacement the near steps contradict. Defaults to
+            ``'per_step'``.
+        velocity_prior (bool): Track the agents between the last two history frames and start
+            from their constant velocity (needs ``flow_mode='kinematic'`` and
+            ``static_classes``). The moving-class voxels of the last frame and of the frame
+            before it (ego-aligned) are grouped per class into 8-connected BEV components
+            (:func:`scipy.ndimage.label`), each component of the last frame is matched to the
+            nearest unmatched one of the same class in the frame before (greedy by centroid
+            distance, at most ``track_radius``), and the centroid displacement is its
+            velocity (metres per step): the tracking-by-detection constant-velocity motion
+            model (SORT, Bewley et al., ICIP 2016, with centroid association instead of a
+            Kalman filter). Its ``(vx, vy, matched)`` maps are input channels, and the
+            network's velocity output is added to it (residual on the kinematic prior, as the
+            pose branch's ``pose_residual``): the untrained head forecasts every tracked agent
+            at constant velocity. Defaults to False.
+        static_classes (Sequence[int], optional): Classes that never move (the copy-through
+            decoder's ``static_classes``); the others except free are tracked. Needed by
+            ``velocity_prior``. Defaults to None.
+        track_radius (float): Largest centroid displacement (metres per step) of a match.
+            Defaults to 8.0.
         loss_gate (dict): Loss of the gate logits (an ``mmdet`` loss with ``weight`` and
             ``avg_factor``). Defaults to ``mmdet.CrossEntropyLoss`` with ``use_sigmoid``.
         loss_flow (dict): Regression loss of the masked cells (an ``mmdet`` loss taking
@@ -95,6 +126,10 @@ class AgentMotionHead(BaseModule):
                  reveal_gate: bool = False,
                  motion_state: bool = False,
                  moving_threshold: float = 0.5,
+                 flow_mode: str = 'per_step',
+                 velocity_prior: bool = False,
+                 static_classes: Optional[Sequence[int]] = None,
+                 track_radius: float = 8.0,
                  loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
                                         loss_weight=1.0),
                  init_cfg: Optional[dict] = None) -> None:
@@ -109,6 +144,20 @@ class AgentMotionHead(BaseModule):
         if z_reference not in Z_REFERENCES:
             raise ValueError(f'agent_motion.z_reference must be one of {Z_REFERENCES}, got '
                              f'{z_reference!r}')
+        if flow_mode not in FLOW_MODES:
+            raise ValueError(f'agent_motion.flow_mode must be one of {FLOW_MODES}, got '
+                             f'{flow_mode!r}')
+        self.flow_mode = flow_mode
+        self.velocity_prior = bool(velocity_prior)
+        self.track_radius = float(track_radius)
+        self.tracked_classes = []
+        if self.velocity_prior:
+            if flow_mode != 'kinematic' or static_classes is None:
+                raise ValueError("agent_motion.velocity_prior needs flow_mode='kinematic' and "
+                                 'static_classes (which classes are tracked)')
+            static = {int(c) for c in static_classes}
+            self.tracked_classes = [k for k in range(num_classes)
+                                    if k not in static and k != free_label]
         self.num_classes = int(num_classes)
         self.free_label = int(free_label)
         self.num_history = int(num_history)
@@ -123,6 +172,8 @@ class AgentMotionHead(BaseModule):
         in_ch = self.num_history * self.num_classes
         if self.reveal_gate:
             in_ch += self.num_history * (self.num_classes - 1) + 4
+        if self.velocity_prior:
+            in_ch += 3
 
         def conv(i, o, stride=1, dilation=1):
             return ConvModule(i, o, 3, stride=stride, padding=dilation, dilation=dilation,
@@ -135,7 +186,7 @@ class AgentMotionHead(BaseModule):
                                   conv(2 * c, 2 * c, dilation=4))
         self.dec2 = nn.Sequential(conv(4 * c, 2 * c), conv(2 * c, 2 * c))
         self.dec1 = nn.Sequential(conv(3 * c, c), conv(c, c))
-        self.out = nn.Conv2d(c, 2 * self.num_future, 1)
+        self.out = nn.Conv2d(c, 4 if flow_mode == 'kinematic' else 2 * self.num_future, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.loss_flow = MODELS.build(loss_flow)
@@ -180,7 +231,7 @@ class AgentMotionHead(BaseModule):
         keep = torch.tensor([k for k in range(self.num_classes) if k != self.free_label],
                             device=occ_history.device)
         bits = torch.arange(len(keep), device=occ_history.device)
-        chans = []
+        chans, aligned = [], []
         for k in range(h):
             raw = self.class_presence(occ_history[:, k])[..., keep]  # (B, X, Y, K)
             present = raw
@@ -199,6 +250,7 @@ class AgentMotionHead(BaseModule):
                     occ, valid = warp_occupancy(occ_history[:, k], rel, self.point_cloud_range,
                                                 self.free_label, self.z_reference)
                     present, valid = self.class_presence(occ)[..., keep], valid.any(-1)
+            aligned.append(present)
             chans.append(present.permute(0, 3, 1, 2))
             chans.append(valid[:, None])
             if self.reveal_gate:
@@ -207,7 +259,59 @@ class AgentMotionHead(BaseModule):
         if self.reveal_gate:
             last = self.codec.to_planar(motion_history[:, -1:])[:, 0].to(x.dtype)  # (B, 4)
             x = torch.cat([x, last[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
+        if self.velocity_prior:
+            cols = [int((keep == c).nonzero()) for c in self.tracked_classes]
+            prev = aligned[-2] if h >= 2 else aligned[-1]
+            x = torch.cat([x, self.track_velocity(aligned[-1][..., cols], prev[..., cols])
+                           .to(x.dtype)], dim=1)
         return x
+
+    @torch.no_grad()
+    def track_velocity(self, last: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Constant-velocity maps of the agents tracked between two ego-aligned frames.
+
+        Args:
+            last (torch.Tensor): ``(B, X, Y, K)`` bool presence of the ``K`` tracked classes
+                in the last history frame.
+            prev (torch.Tensor): ``(B, X, Y, K)`` the same for the frame before, warped into
+                the last frame's ego coordinates.
+
+        Returns:
+            torch.Tensor: ``(B, 3, X, Y)`` float: ``vx``, ``vy`` (metres per step, last
+            frame's ego axes) on the cells of every matched component of the last frame
+            (see ``velocity_prior``) and ``matched`` (1 there, else 0). A cell in
+            components of several classes takes the last class's.
+        """
+        b, nx, ny, k = last.shape
+        rng = self.point_cloud_range
+        sx, sy = (rng[3] - rng[0]) / nx, (rng[4] - rng[1]) / ny
+        out = np.zeros((b, 3, nx, ny), dtype=np.float32)
+        last_np, prev_np = last.cpu().numpy(), prev.cpu().numpy()
+        eight = np.ones((3, 3), dtype=bool)
+        for i in range(b):
+            for c in range(k):
+                lab_l, n_l = ndimage.label(last_np[i, :, :, c], structure=eight)
+                lab_p, n_p = ndimage.label(prev_np[i, :, :, c], structure=eight)
+                if n_l == 0 or n_p == 0:
+                    continue
+                cen_l = np.array(ndimage.center_of_mass(np.ones_like(lab_l), lab_l,
+                                                        range(1, n_l + 1))) * (sx, sy)
+                cen_p = np.array(ndimage.center_of_mass(np.ones_like(lab_p), lab_p,
+                                                        range(1, n_p + 1))) * (sx, sy)
+                dist = np.linalg.norm(cen_l[:, None] - cen_p[None], axis=-1)  # (n_l, n_p)
+                used_l, used_p = set(), set()
+                for flat in np.argsort(dist, axis=None):
+                    a, p = divmod(int(flat), n_p)
+                    if dist[a, p] > self.track_radius:
+                        break
+                    if a in used_l or p in used_p:
+                        continue
+                    used_l.add(a)
+                    used_p.add(p)
+                    cells = lab_l == a + 1
+                    out[i, 0][cells], out[i, 1][cells] = cen_l[a] - cen_p[p]
+                    out[i, 2][cells] = 1.0
+        return torch.from_numpy(out).to(last.device)
 
     def forward(self, occ_history: torch.Tensor, motion_history: torch.Tensor):
         """Predict the agent flow (and the reveal gate).
@@ -233,7 +337,9 @@ class AgentMotionHead(BaseModule):
         d1 = self.dec1(torch.cat([e1, F.interpolate(d2, size=size, mode='bilinear',
                                                     align_corners=False)], 1))
         out = self.out(d1)
-        flow = out.reshape(out.shape[0], self.num_future, 2, *size)
+        if self.velocity_prior:  # residual on the tracked constant velocity
+            out = out + F.pad(x[:, -3:-1], (0, 0, 0, 0, 0, out.shape[1] - 2))
+        flow = self.flow_from_output(out)
         out = dict(flow=flow)
         if self.motion_state:
             state = self.state_out(d1)[:, 0]  # (B, X, Y) moving logit
@@ -243,6 +349,16 @@ class AgentMotionHead(BaseModule):
         if self.reveal_gate:
             out['gate_logits'] = self.gate_out(d1)
         return out
+
+    def flow_from_output(self, out: torch.Tensor) -> torch.Tensor:
+        """``(B, F, 2, X, Y)`` flow from the last layer's ``(B, C, X, Y)`` output (``flow_mode``)."""
+        b, _, nx, ny = out.shape
+        if self.flow_mode == 'per_step':
+            return out.reshape(b, self.num_future, 2, nx, ny)
+        steps = torch.arange(1, self.num_future + 1, device=out.device, dtype=out.dtype)
+        vel, acc = out[:, None, 0:2], out[:, None, 2:4]  # (B, 1, 2, X, Y)
+        steps = steps.view(1, -1, 1, 1, 1)
+        return vel * steps + acc * (0.5 * steps * steps)
 
     def loss(self, flow: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
              state_logits: Optional[torch.Tensor] = None) -> dict:

@@ -2,8 +2,10 @@
 import inspect
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
+from scipy import ndimage
 
 from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
 from projects.registry import MODELS
@@ -51,6 +53,14 @@ class CopyThroughDecoder(nn.Module):
         static_classes (Sequence[int], optional): Classes that do not move (free counts as
             static). None (default): all classes.
         same_position (bool): Step 2 above. Defaults to True.
+        rigid_agents (bool): With ``agent_flow``: move each agent as one rigid body. The
+            dynamic voxels of the last frame are grouped into 3-D connected components of one
+            class (26-connectivity, :func:`scipy.ndimage.label`), and every voxel of a
+            component is moved by the mean flow of the component's voxels instead of its own
+            cell's flow, so an agent whose cells got slightly different displacements is not
+            torn apart: the decoding-time form of MotionNet's spatial consistency constraint
+            (the cells of one object share one motion; Wu et al., CVPR 2020, Sec. 3.3).
+            Defaults to False.
 
     Raises:
         ValueError: On a malformed ``point_cloud_range``, an unknown ``z_reference``, class
@@ -65,7 +75,8 @@ class CopyThroughDecoder(nn.Module):
                  pose_mode: str = 'planar4',
                  z_reference: str = 'ground',
                  static_classes: Optional[Sequence[int]] = None,
-                 same_position: bool = True) -> None:
+                 same_position: bool = True,
+                 rigid_agents: bool = False) -> None:
         super().__init__()
         rng = point_cloud_range
         if rng is None or len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
@@ -82,6 +93,7 @@ class CopyThroughDecoder(nn.Module):
         self.free_label = int(free_label)
         self.stride = int(token_stride)
         self.same_position = bool(same_position)
+        self.rigid_agents = bool(rigid_agents)
         self.codec = PoseCodec(pose_mode)
         self.static_classes = None
         if static_classes is not None:
@@ -170,6 +182,9 @@ class CopyThroughDecoder(nn.Module):
         size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny, nz))]
         cx = rng[0] + (xi.float() + 0.5) * size[0]
         cy = rng[1] + (yi.float() + 0.5) * size[1]
+        voxel_flow = agent_flow[bi, :fut, :, xi, yi].float()  # (N, F, 2)
+        if self.rigid_agents and labels.numel():
+            voxel_flow = self._rigid_mean(occ_last, dynamic, (bi, xi, yi, zi), voxel_flow)
         frames = []
         for f in range(fut):
             dec = decoded[:, f]
@@ -184,8 +199,8 @@ class CopyThroughDecoder(nn.Module):
             out = torch.where(valid, warped, out)
             if labels.numel():
                 pose = rel[bi, f].float()  # (N, 4) the new ego in the last frame
-                px = cx + agent_flow[bi, f, 0, xi, yi].float() - pose[:, 0]
-                py = cy + agent_flow[bi, f, 1, xi, yi].float() - pose[:, 1]
+                px = cx + voxel_flow[:, f, 0] - pose[:, 0]
+                py = cy + voxel_flow[:, f, 1] - pose[:, 1]
                 cos, sin = torch.cos(pose[:, 3]), torch.sin(pose[:, 3])
                 qx, qy = cos * px + sin * py, -sin * px + cos * py
                 ii = torch.floor((qx - rng[0]) / size[0]).long()
@@ -198,6 +213,39 @@ class CopyThroughDecoder(nn.Module):
                 out[bi[inside], ii[inside], jj[inside], kk[inside]] = labels[inside]
             frames.append(out)
         return torch.stack(frames, dim=1)
+
+    @staticmethod
+    def _rigid_mean(occ_last: torch.Tensor, dynamic: torch.Tensor, index: tuple,
+                    voxel_flow: torch.Tensor) -> torch.Tensor:
+        """Replace each dynamic voxel's flow by the mean flow of its agent (``rigid_agents``).
+
+        Args:
+            occ_last (torch.Tensor): ``(B, X, Y, Z)`` uint8 labels.
+            dynamic (torch.Tensor): ``(B, X, Y, Z)`` bool, the dynamic voxels.
+            index (tuple): ``(bi, xi, yi, zi)`` long ``(N,)`` indices of the dynamic voxels
+                (``dynamic.nonzero`` order).
+            voxel_flow (torch.Tensor): ``(N, F, 2)`` float flow of those voxels.
+
+        Returns:
+            torch.Tensor: ``(N, F, 2)`` the mean flow of each voxel's connected component of
+            one class (26-connected in 3-D).
+        """
+        occ = occ_last.cpu().numpy()
+        dyn = dynamic.cpu().numpy()
+        ids = np.zeros(occ.shape, dtype=np.int64)
+        structure = np.ones((3, 3, 3), dtype=bool)
+        count = 0
+        for b in range(occ.shape[0]):
+            for c in np.unique(occ[b][dyn[b]]):
+                comp, n = ndimage.label(occ[b] == c, structure=structure)
+                ids[b][comp > 0] = comp[comp > 0] + count
+                count += n
+        bi, xi, yi, zi = index
+        comp = torch.from_numpy(ids).to(voxel_flow.device)[bi, xi, yi, zi]  # (N,) in 1..count
+        flat = voxel_flow.flatten(1)
+        total = flat.new_zeros(count + 1, flat.shape[1]).index_add_(0, comp, flat)
+        num = flat.new_zeros(count + 1).index_add_(0, comp, torch.ones_like(comp, dtype=flat.dtype))
+        return (total / num.clamp(min=1)[:, None])[comp].view_as(voxel_flow)
 
 
 def build_copy_decoder(cfg: dict, **filled) -> nn.Module:
