@@ -337,3 +337,39 @@ def test_rigid_agents_move_by_the_mean_flow_of_their_component():
     assert out[0, 0, 4, 4, 1] == FREE and out[0, 0, 4, 5, 1] == FREE
     assert out[0, 0, 6, 8, 1] == VEHICLE  # the other car keeps its own motion
     assert int((out[0, 0] == VEHICLE).sum()) == 3
+
+
+def test_tracked_agent_baseline_in_predictions_and_the_metric():
+    """velocity_prior: predictions carry the no-learning 'CV-warp + tracked agents' forecast,
+    and OccupancyMetric reports it as a baseline."""
+    from projects.common.metrics import OccupancyMetric
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(
+        train_stage='world',
+        copy_decode=dict(point_cloud_range=RANGE, static_classes=[0, 1]),
+        agent_motion=dict(point_cloud_range=RANGE, channels=8, flow_mode='kinematic',
+                          velocity_prior=True))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.eval()
+    batch = synthetic_batch(batch=1, frames=4)
+    occ = batch['occupancy']
+    occ[occ == VEHICLE] = FREE
+    # the ego moves +1 m per frame along x, a car +2 m: +1 voxel per frame in the ego grid
+    occ[0, 0, 3, 4, 1] = occ[0, 1, 4, 4, 1] = VEHICLE
+    occ[0, 2, 5, 4, 1] = occ[0, 3, 6, 4, 1] = VEHICLE
+    preds = model.predict(batch)
+    track = preds[0].warp_track_occ
+    assert track.shape == (2, 10, 10, 6) and track.dtype == torch.uint8
+    # tracked at +2 m per step: where the true future frames have it
+    assert track[0, 5, 4, 1] == VEHICLE and track[1, 6, 4, 1] == VEHICLE
+    assert int((track == VEHICLE).sum()) == 2
+    # the same decoder with zero flow leaves the car behind (1 m back per step)
+    still = model.copy_decoder.warp_with_agents(occ[:, 1], torch.tensor([[[1.0, 0, 0, 0]] * 2]),
+                                                torch.zeros(1, 2, 2, 10, 10))
+    assert still[0, 0, 3, 4, 1] == VEHICLE and still[0, 1, 2, 4, 1] == VEHICLE
+    metric = OccupancyMetric(num_classes=TINY_CLASSES, free_label=FREE,
+                             point_cloud_range=RANGE, dynamic_classes=[VEHICLE])
+    metric.process({'inputs': {'occupancy': list(occ), 'poses': list(batch['poses'])}}, preds)
+    res = metric.compute_metrics(metric.results)
+    assert res['warp_track/dynamic/mIoU@1'] == 100.0 and 'warp_track/IoU@mean' in res

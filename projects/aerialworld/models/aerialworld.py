@@ -613,7 +613,10 @@ class AerialWorld(BaseModel):
             ``'planar4'``, 13 for ``'6dof'``; the baseline repeats the last history step).
             With ``copy_decode`` (world / joint stage) ``pred_occ`` is the copy-through
             decoded forecast and ``decoded_pred_occ`` uint8 ``(F, X, Y, Z)`` the plain VQ
-            decoding of the same tokens.
+            decoding of the same tokens. With ``agent_motion.velocity_prior`` (world / joint
+            stage) also ``warp_track_occ`` uint8 ``(F, X, Y, Z)``: the no-learning forecast
+            of the constant-velocity ego warp with every tracked agent moved on at its
+            constant velocity (:meth:`CopyThroughDecoder.warp_with_agents`).
 
         Raises:
             ValueError: If the window is shorter than ``num_history + num_future``.
@@ -641,6 +644,12 @@ class AerialWorld(BaseModel):
             tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
             pred = self._forecast_fields(occ[:, :hist], tokens, pred_motion,
                                          frame_motion[:, :hist])
+            head = self.agent_motion
+            if head is not None and head.velocity_prior:
+                # no-learning baseline: CV-warp with the tracked agents at constant velocity
+                flow = head.constant_velocity_flow(occ[:, :hist], frame_motion[:, :hist])
+                pred['warp_track_occ'] = self.copy_decoder.warp_with_agents(
+                    occ[:, hist - 1].to(torch.uint8), baseline_motion, flow)
         return self._pack(
             data_samples,
             dict(**pred, gt_occ=gt_occ, baseline_occ=baseline_occ,

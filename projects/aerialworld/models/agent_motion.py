@@ -267,6 +267,28 @@ class AgentMotionHead(BaseModule):
         return x
 
     @torch.no_grad()
+    def constant_velocity_flow(self, occ_history: torch.Tensor,
+                               motion_history: torch.Tensor) -> torch.Tensor:
+        """The no-learning agent forecast: every tracked agent at its constant velocity.
+
+        Args:
+            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer labels.
+            motion_history (torch.Tensor): ``(B, H, D)`` per-frame ego motion.
+
+        Returns:
+            torch.Tensor: ``(B, F, 2, X, Y)`` float: ``f`` times the tracked velocity
+            (:meth:`track_velocity`; zero on untracked cells), metres.
+
+        Raises:
+            ValueError: Without ``velocity_prior``.
+        """
+        if not self.velocity_prior:
+            raise ValueError('AgentMotionHead.constant_velocity_flow needs velocity_prior=True')
+        vel = self.bev_input(occ_history, motion_history)[:, -3:-1]  # (B, 2, X, Y)
+        steps = torch.arange(1, self.num_future + 1, device=vel.device, dtype=vel.dtype)
+        return vel[:, None] * steps.view(1, -1, 1, 1, 1)
+
+    @torch.no_grad()
     def track_velocity(self, last: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Constant-velocity maps of the agents tracked between two ego-aligned frames.
 

@@ -166,7 +166,7 @@ class CopyThroughDecoder(nn.Module):
             raise ValueError('CopyThroughDecoder: agent_flow needs copy_decode.static_classes '
                              '(which classes move)')
         b, nx, ny, nz = occ_last.shape
-        fut = tokens.shape[1]
+        fut = motion.shape[1]
         if agent_flow.dim() != 5 or agent_flow.shape[0] != b or agent_flow.shape[1] < fut or \
                 tuple(agent_flow.shape[2:]) != (2, nx, ny):
             raise ValueError(f'CopyThroughDecoder: agent_flow must be ({b}, >={fut}, 2, {nx}, '
@@ -179,7 +179,7 @@ class CopyThroughDecoder(nn.Module):
         bi, xi, yi, zi = dynamic.nonzero(as_tuple=True)
         labels = occ_last[bi, xi, yi, zi]
         rng, stride = self.point_cloud_range, self.stride
-        size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny, nz))]
+        size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny))]
         cx = rng[0] + (xi.float() + 0.5) * size[0]
         cy = rng[1] + (yi.float() + 0.5) * size[1]
         voxel_flow = agent_flow[bi, :fut, :, xi, yi].float()  # (N, F, 2)
@@ -187,6 +187,11 @@ class CopyThroughDecoder(nn.Module):
             voxel_flow = self._rigid_mean(occ_last, dynamic, (bi, xi, yi, zi), voxel_flow)
         frames = []
         for f in range(fut):
+            if decoded is None:  # no-learning forecast: static voxels kept where no source
+                frames.append(self._move_agents(
+                    self._warp_static(static_last, rel[:, f]), rel[:, f], labels,
+                    (bi, xi, yi, zi), cx, cy, voxel_flow[:, f]))
+                continue
             dec = decoded[:, f]
             out = torch.where(self._dynamic_lut[dec.long()], torch.full_like(dec, free), dec)
             if self.same_position:
@@ -197,22 +202,66 @@ class CopyThroughDecoder(nn.Module):
                 out = torch.where(fill_gate[:, f, :, :, None], static_last, out)
             warped, valid = warp_occupancy(static_last, rel[:, f], rng, free, self.z_reference)
             out = torch.where(valid, warped, out)
-            if labels.numel():
-                pose = rel[bi, f].float()  # (N, 4) the new ego in the last frame
-                px = cx + voxel_flow[:, f, 0] - pose[:, 0]
-                py = cy + voxel_flow[:, f, 1] - pose[:, 1]
-                cos, sin = torch.cos(pose[:, 3]), torch.sin(pose[:, 3])
-                qx, qy = cos * px + sin * py, -sin * px + cos * py
-                ii = torch.floor((qx - rng[0]) / size[0]).long()
-                jj = torch.floor((qy - rng[1]) / size[1]).long()
-                kk = zi
-                if self.z_reference == 'ego':
-                    qz = rng[2] + (zi.float() + 0.5) * size[2] - pose[:, 2]
-                    kk = torch.floor((qz - rng[2]) / size[2]).long()
-                inside = (ii >= 0) & (ii < nx) & (jj >= 0) & (jj < ny) & (kk >= 0) & (kk < nz)
-                out[bi[inside], ii[inside], jj[inside], kk[inside]] = labels[inside]
-            frames.append(out)
+            frames.append(self._move_agents(out, rel[:, f], labels, (bi, xi, yi, zi), cx, cy,
+                                            voxel_flow[:, f]))
         return torch.stack(frames, dim=1)
+
+    def _warp_static(self, static_last: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """The static voxels warped to the ego pose ``rel`` ``(B, 4)``, kept where no source."""
+        warped, valid = warp_occupancy(static_last, rel, self.point_cloud_range,
+                                       self.free_label, self.z_reference)
+        return torch.where(valid, warped, static_last)
+
+    def _move_agents(self, out: torch.Tensor, rel: torch.Tensor, labels: torch.Tensor,
+                     index: tuple, cx: torch.Tensor, cy: torch.Tensor,
+                     flow: torch.Tensor) -> torch.Tensor:
+        """Write the last frame's dynamic voxels, moved by ``flow`` ``(N, 2)`` (metres) and
+        seen from the ego pose ``rel`` ``(B, 4)``, into ``out`` ``(B, X, Y, Z)`` (in place;
+        nearest voxel, last write wins)."""
+        if not labels.numel():
+            return out
+        bi, xi, yi, zi = index
+        nx, ny, nz = out.shape[1:]
+        rng = self.point_cloud_range
+        size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny, nz))]
+        pose = rel[bi].float()  # (N, 4) the new ego in the last frame
+        px = cx + flow[:, 0] - pose[:, 0]
+        py = cy + flow[:, 1] - pose[:, 1]
+        cos, sin = torch.cos(pose[:, 3]), torch.sin(pose[:, 3])
+        qx, qy = cos * px + sin * py, -sin * px + cos * py
+        ii = torch.floor((qx - rng[0]) / size[0]).long()
+        jj = torch.floor((qy - rng[1]) / size[1]).long()
+        kk = zi
+        if self.z_reference == 'ego':
+            qz = rng[2] + (zi.float() + 0.5) * size[2] - pose[:, 2]
+            kk = torch.floor((qz - rng[2]) / size[2]).long()
+        inside = (ii >= 0) & (ii < nx) & (jj >= 0) & (jj < ny) & (kk >= 0) & (kk < nz)
+        out[bi[inside], ii[inside], jj[inside], kk[inside]] = labels[inside]
+        return out
+
+    @torch.no_grad()
+    def warp_with_agents(self, occ_last: torch.Tensor, motion: torch.Tensor,
+                         agent_flow: torch.Tensor) -> torch.Tensor:
+        """A forecast without tokens: the static warp plus agents moved by a given flow.
+
+        The static voxels of the last frame are warped by the ego motion and kept where the
+        warp has no source (as the CV-warp baseline does); the dynamic voxels are moved by
+        ``agent_flow`` (as in :meth:`forward`, with ``rigid_agents`` applied). With the
+        constant-velocity flow of tracked agents this is the no-learning
+        ``warp_track_occ`` baseline of :class:`~projects.aerialworld.models.AerialWorld`.
+
+        Args:
+            occ_last (torch.Tensor): ``(B, X, Y, Z)`` uint8 labels of the last history frame.
+            motion (torch.Tensor): ``(B, F, D)`` per-step ego motion.
+            agent_flow (torch.Tensor): ``(B, F', 2, X, Y)`` displacement (metres), ``F' >= F``.
+
+        Returns:
+            torch.Tensor: ``(B, F, X, Y, Z)`` uint8 labels.
+
+        Raises:
+            ValueError: Without ``static_classes`` or on a wrong ``agent_flow`` shape.
+        """
+        return self._forward_with_flow(occ_last, None, None, None, motion, agent_flow)
 
     @staticmethod
     def _rigid_mean(occ_last: torch.Tensor, dynamic: torch.Tensor, index: tuple,

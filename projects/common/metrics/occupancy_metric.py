@@ -50,6 +50,7 @@ from .occupancy_counts import (accumulate_ego_motion, as_cpu_tensor,
                                sample_field, sample_meta, to_numpy)
 from .occupancy_report import (CONSTANT_VELOCITY_LABEL, COPY_LAST_LABEL,
                                DECODED_LABEL, WARP_CV_LABEL, WARP_PLAN_LABEL,
+                               WARP_TRACK_LABEL,
                                add_margins, format_occupancy_table, nanmean,
                                put_metric, source_values)
 
@@ -64,6 +65,7 @@ _SOURCES = (
      'base_rot_err'),
     ('cv_cm', 'warp_cv/', WARP_CV_LABEL, True, None, None),
     ('plan_cm', 'warp_plan/', WARP_PLAN_LABEL, True, None, None),
+    ('track_cm', 'warp_track/', WARP_TRACK_LABEL, True, None, None),
 )
 
 
@@ -115,7 +117,11 @@ class OccupancyMetric(BaseMetric):
       (:mod:`projects.common.metrics.occupancy_baselines`);
     * ``warp_plan/`` (samples with ``planned_poses``, e.g. from
       ``AerialWorld.predict_with_plan``): the same warp along the planned
-      poses.
+      poses;
+    * ``warp_track/`` (samples with ``warp_track_occ``, e.g. from an
+      ``AerialWorld`` whose moving-agent head tracks agents): the CV-warp
+      with the moving agents tracked between the last two history frames and
+      moved on at constant velocity, a no-learning forecast of the agents.
 
     The strongest no-learning baseline of each occupancy metric is the one
     with the highest mean over the steps; ``margin/<metric>@t`` (and
@@ -331,7 +337,7 @@ class OccupancyMetric(BaseMetric):
                 Without them those are left out.
             data_samples (Sequence[dict | BaseDataElement]): Model outputs
                 with ``pred_occ``, ``gt_occ`` (``(F, X, Y, Z)`` integer),
-                optionally ``baseline_occ``, ``decoded_pred_occ``,
+                optionally ``baseline_occ``, ``decoded_pred_occ``, ``warp_track_occ``,
                 ``planned_poses`` and ``*_ego_motion`` (``(F, 4)`` or
                 ``(F, 13)``).
         """
@@ -374,6 +380,9 @@ class OccupancyMetric(BaseMetric):
                 for key, vol in self._baseline_volumes(sample, window,
                                                        fut).items():
                     volumes[key] = (vol, names[key])
+                track = sample_field(sample, 'warp_track_occ')
+                if track is not None:
+                    volumes['track_cm'] = (track, 'warp_track_occ')
             result: Dict[str, np.ndarray] = {}
             for key, (vol, name) in volumes.items():
                 result[key], vis = confusion_counts(vol, gt, valid, self.num_classes,
