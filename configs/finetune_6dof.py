@@ -4,7 +4,7 @@
 # [dx, dy, dz, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz] (translation and orientation in the
 # previous frame's gravity-aligned frame, velocities; see docs/aerialworld_6dof.md) instead of
 # the planar [dx, dy, dz, dyaw].        python tools/train.py configs/finetune_6dof.py
-_base_ = ['./finetune_tokyo.py']
+_base_ = ['./finetune_tokyo.py', './_base_/models/aerialworld_6dof_pose_losses.py']
 
 model = dict(
     pose_mode='6dof',
@@ -16,11 +16,5 @@ model = dict(
     # metres, geodesic rotation angle in radians (1 rad weighs like 1 m), velocities (m/s,
     # rad/s) as auxiliary targets with the linear part down-weighted. The occupancy and token
     # losses stay the base's.
-    head=dict(pose_losses=[
-        dict(type='TranslationLoss', target='pose', loss_type='smooth_l1', beta=1.0,
-             loss_weight=1.0),
-        dict(type='GeodesicRotationLoss', target='rot', loss_weight=1.0),
-        dict(type='VelocityLoss', target='vel', loss_type='smooth_l1', beta=1.0,
-             linear_weight=0.2, angular_weight=1.0, loss_weight=0.5),
-    ]),
+    head=dict(pose_losses={{_base_.pose_losses_6dof}}),
 )

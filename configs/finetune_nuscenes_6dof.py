@@ -7,7 +7,7 @@
 #        python tools/train.py configs/finetune_nuscenes_6dof.py
 # Train from scratch (load_from = None). The converted OccWorld release checkpoint has 4-D
 # pose layers (transformer.pose_encoder / pose_decoder) that do not fit the 13-D branch.
-_base_ = ['./finetune_nuscenes.py']
+_base_ = ['./finetune_nuscenes.py', './_base_/models/aerialworld_6dof_pose_losses.py']
 
 model = dict(
     pose_mode='6dof',
@@ -18,11 +18,5 @@ model = dict(
     # metres, geodesic rotation angle in radians (1 rad weighs like 1 m), velocities (m/s,
     # rad/s) as auxiliary targets with the linear part down-weighted. The occupancy and token
     # losses stay the base's.
-    head=dict(pose_losses=[
-        dict(type='TranslationLoss', target='pose', loss_type='smooth_l1', beta=1.0,
-             loss_weight=1.0),
-        dict(type='GeodesicRotationLoss', target='rot', loss_weight=1.0),
-        dict(type='VelocityLoss', target='vel', loss_type='smooth_l1', beta=1.0,
-             linear_weight=0.2, angular_weight=1.0, loss_weight=0.5),
-    ]),
+    head=dict(pose_losses={{_base_.pose_losses_6dof}}),
 )

@@ -373,3 +373,46 @@ def test_tracked_agent_baseline_in_predictions_and_the_metric():
     metric.process({'inputs': {'occupancy': list(occ), 'poses': list(batch['poses'])}}, preds)
     res = metric.compute_metrics(metric.results)
     assert res['warp_track/dynamic/mIoU@1'] == 100.0 and 'warp_track/IoU@mean' in res
+
+
+def test_continue_gate_targets_and_eval_gating():
+    """The continue gate learns 'go on' where the tracked forecast is closer to the truth than
+    staying, 'stop' elsewhere; in eval mode a stopped agent keeps its place."""
+    from projects.aerialworld.models.agent_motion import AgentMotionHead
+    rng = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]
+    head = AgentMotionHead(num_classes=10, free_label=9, num_history=2, num_future=2,
+                           point_cloud_range=rng, channels=8, flow_mode='kinematic',
+                           velocity_prior=True, static_classes=[0, 1, 2, 3, 4, 5],
+                           continue_gate=True, flow_residual=False)
+    assert head.out is None
+    occ = torch.full((1, 2, 50, 50, 30), 9, dtype=torch.uint8)
+    occ[..., 0] = 4
+    occ[0, 1, 10:15, 20:22, 1:3] = 6  # a car +2 cells (1.6 m) along x per frame
+    occ[0, 0, 8:13, 20:22, 1:3] = 6
+    out = head(occ, torch.zeros(1, 2, 4))
+    flow, tracked = out['flow'], out['tracked']
+    assert tracked[0, 12, 21] and not tracked[0, 0, 0]
+    assert torch.allclose(flow[0, :, 0, 12, 21], torch.tensor([1.6, 3.2]))
+    mask = torch.zeros(1, 2, 50, 50, dtype=torch.bool)
+    mask[0, :, 10:15, 20:22] = True
+    target = torch.zeros(1, 2, 2, 50, 50)
+    target[0, 0, 0, 10:15, 20:22] = 1.5  # step 1: it went on (1.5 m: CV is 0.1 m off)
+    target[0, 1, 0, 10:15, 20:22] = 1.5  # step 2: it stopped (CV 1.7 m off, staying 1.5 m)
+    losses = head.continue_loss(torch.zeros_like(out['continue_logits']), flow, tracked,
+                                target, mask)
+    assert torch.isclose(losses['loss_continue_gate'], torch.tensor(math.log(2.0)), atol=1e-5)
+    opt = torch.optim.Adam(head.parameters(), lr=2e-2)
+    for _ in range(40):
+        losses = head.continue_loss(head(occ, torch.zeros(1, 2, 4))['continue_logits'], flow,
+                                    tracked, target, mask)
+        opt.zero_grad()
+        losses['loss_continue_gate'].backward()
+        opt.step()
+    assert float(losses['continue_gate_acc']) == 1.0
+    head.eval()
+    gated = head(occ, torch.zeros(1, 2, 4))['flow']
+    assert torch.allclose(gated[0, 0, 0, 12, 21], torch.tensor(1.6))  # goes on at step 1
+    assert not gated[0, 1, :, 12, 21].any()  # stopped at step 2
+    with pytest.raises(ValueError, match='velocity_prior'):
+        AgentMotionHead(num_classes=10, free_label=9, num_history=2, num_future=2,
+                        point_cloud_range=rng, continue_gate=True)

@@ -74,3 +74,11 @@ def test_bad_inputs_raise():
         warp_occupancy(occ, torch.zeros(1, 4), RANGE, FREE, z_reference='sea')
     with pytest.raises(ValueError, match='occ'):
         warp_occupancy(occ[0], torch.zeros(1, 4), RANGE, FREE)
+
+
+def test_check_point_cloud_range_names_the_field():
+    from projects.common.structures.occupancy_warp import check_point_cloud_range
+    assert check_point_cloud_range((-1, -2, 0, 1, 2, 3), 'x') == [-1.0, -2.0, 0.0, 1.0, 2.0, 3.0]
+    for bad in (None, [0, 0, 0, 1, 1], [0, 0, 0, 1, -1, 1], ['a'] * 6):
+        with pytest.raises(ValueError, match=r'copy_decode\.point_cloud_range must be'):
+            check_point_cloud_range(bad, 'copy_decode.point_cloud_range')

@@ -446,9 +446,10 @@ class AerialWorld(BaseModel):
                              inputs: dict) -> dict:
         """Losses of ``agent_motion`` at the window's last history frame.
 
-        ``loss_agent_flow`` (and ``loss_motion_state``) need the ``agent_flow`` /
-        ``agent_flow_mask`` inputs (skipped without them); ``loss_reveal_gate`` (``reveal_gate=True``) is computed from the
-        window's own future frames and ego motion.
+        ``loss_agent_flow`` (and ``loss_motion_state``, ``loss_continue_gate``) need the
+        ``agent_flow`` / ``agent_flow_mask`` inputs (skipped without them);
+        ``loss_reveal_gate`` (``reveal_gate=True``) is computed from the window's own future
+        frames and ego motion.
         """
         hist, fut = self.num_history, self.num_future
         head = self.agent_motion
@@ -461,9 +462,12 @@ class AerialWorld(BaseModel):
             target, mask = (inputs[k] if isinstance(inputs[k], torch.Tensor) else
                             torch.stack(list(inputs[k]))
                             for k in ('agent_flow', 'agent_flow_mask'))
-            losses.update(head.loss(flow, target.to(flow.device),
-                                    mask.to(device=flow.device, dtype=torch.bool),
-                                    out.get('state_logits')))
+            target = target.to(flow.device)
+            mask = mask.to(device=flow.device, dtype=torch.bool)
+            losses.update(head.loss(flow, target, mask, out.get('state_logits')))
+            if 'continue_logits' in out:
+                losses.update(head.continue_loss(out['continue_logits'], flow, out['tracked'],
+                                                 target, mask))
         if gate is not None and occ.shape[1] >= hist + fut:
             rel = codec.accumulate(codec.step_motion(poses)[:, hist - 1:hist - 1 + fut])
             target, mask = head.gate_targets(occ[:, hist - 1], occ[:, hist:hist + fut], rel,
@@ -564,16 +568,16 @@ class AerialWorld(BaseModel):
                 decoded = to_copy = self._decode_tokens(tokens)
             out = self.agent_motion(occ_history, motion_history)
             flow, gate = out['flow'], out.get('gate_logits')
-            flow = self._extend_flow(flow, tokens.shape[1])
+            flow = self._extend_steps(flow, tokens.shape[1])
             fields['pred_agent_flow'] = flow
             if gate is not None:
-                gate = self._extend_flow(gate[:, :, None], tokens.shape[1])[:, :, 0] > 0
+                gate = self._extend_steps(gate[:, :, None], tokens.shape[1])[:, :, 0] > 0
         pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, to_copy, motion,
                                  agent_flow=flow, fill_gate=gate)
         return dict(pred_occ=pred, decoded_pred_occ=decoded, **fields)
 
     @staticmethod
-    def _extend_flow(flow: torch.Tensor, steps: int) -> torch.Tensor:
+    def _extend_steps(flow: torch.Tensor, steps: int) -> torch.Tensor:
         """``(B, F, ...)`` per-step maps (flow, gate logits) cut or extended to ``steps``
         (the last step's increment repeated)."""
         have = flow.shape[1]

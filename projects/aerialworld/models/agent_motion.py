@@ -20,7 +20,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from scipy import ndimage
 
-from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
+from projects.common.structures.occupancy_warp import (Z_REFERENCES, check_point_cloud_range,
+                                                       warp_occupancy)
 from projects.registry import MODELS
 from .pose_codec import PoseCodec
 
@@ -101,6 +102,18 @@ class AgentMotionHead(BaseModule):
         static_classes (Sequence[int], optional): Classes that never move (the copy-through
             decoder's ``static_classes``); the others except free are tracked. Needed by
             ``velocity_prior``. Defaults to None.
+        continue_gate (bool): With ``velocity_prior``: per future step and tracked cell, a
+            logit saying whether the agent goes on moving (its forecast displacement is used)
+            or stays where it is (zero flow), trained with binary cross-entropy against
+            "the forecast point is closer to the true future point than the current one"
+            (the choice between a motion model and a stationary one per step, as in an
+            interacting-multiple-model tracker, Blom and Bar-Shalom, IEEE TAC 1988, with a
+            learned hard switch). In eval mode the flow of tracked cells whose gate says
+            "stays" is zero. Defaults to False.
+        flow_residual (bool): With ``velocity_prior``: the network's velocity and
+            acceleration are added to the tracked velocity. False: no learned flow, the
+            tracked constant velocity is used as it is (only the gates learn). Defaults to
+            True.
         track_radius (float): Largest centroid displacement (metres per step) of a match.
             Defaults to 8.0.
         loss_gate (dict): Loss of the gate logits (an ``mmdet`` loss with ``weight`` and
@@ -130,6 +143,8 @@ class AgentMotionHead(BaseModule):
                  velocity_prior: bool = False,
                  static_classes: Optional[Sequence[int]] = None,
                  track_radius: float = 8.0,
+                 continue_gate: bool = False,
+                 flow_residual: bool = True,
                  loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
                                         loss_weight=1.0),
                  init_cfg: Optional[dict] = None) -> None:
@@ -137,10 +152,7 @@ class AgentMotionHead(BaseModule):
         if not 0 <= free_label < num_classes:
             raise ValueError(f'AgentMotionHead: free_label={free_label} outside [0, '
                              f'{num_classes})')
-        rng = [float(v) for v in point_cloud_range]
-        if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
-            raise ValueError('agent_motion.point_cloud_range must be [x_min, y_min, z_min, '
-                             f'x_max, y_max, z_max] with max > min, got {point_cloud_range}')
+        rng = check_point_cloud_range(point_cloud_range, 'agent_motion.point_cloud_range')
         if z_reference not in Z_REFERENCES:
             raise ValueError(f'agent_motion.z_reference must be one of {Z_REFERENCES}, got '
                              f'{z_reference!r}')
@@ -158,6 +170,11 @@ class AgentMotionHead(BaseModule):
             static = {int(c) for c in static_classes}
             self.tracked_classes = [k for k in range(num_classes)
                                     if k not in static and k != free_label]
+        if (continue_gate or not flow_residual) and not self.velocity_prior:
+            raise ValueError('agent_motion.continue_gate / flow_residual=False need '
+                             'velocity_prior=True')
+        self.continue_gate = bool(continue_gate)
+        self.flow_residual = bool(flow_residual)
         self.num_classes = int(num_classes)
         self.free_label = int(free_label)
         self.num_history = int(num_history)
@@ -189,10 +206,14 @@ class AgentMotionHead(BaseModule):
         self.out = nn.Conv2d(c, 4 if flow_mode == 'kinematic' else 2 * self.num_future, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if self.velocity_prior and not self.flow_residual:
+            self.out = None  # the tracked velocity is used as it is
         self.loss_flow = MODELS.build(loss_flow)
         if self.reveal_gate:
             self.gate_out = nn.Conv2d(c, self.num_future, 1)
-        if self.reveal_gate or motion_state:
+        if self.continue_gate:
+            self.continue_out = nn.Conv2d(c, self.num_future, 1)
+        if self.reveal_gate or motion_state or self.continue_gate:
             self.loss_gate = MODELS.build(loss_gate)
         self.motion_state = bool(motion_state)
         self.moving_threshold = float(moving_threshold)
@@ -346,8 +367,11 @@ class AgentMotionHead(BaseModule):
             dict[str, torch.Tensor]: ``flow`` ``(B, F, 2, X, Y)`` float displacement (metres,
             last history frame's ego coordinates) of the point on each cell at future steps
             ``1..F`` (with ``motion_state``, in eval mode, zero on cells classified as not
-            moving); with ``motion_state`` ``state_logits`` ``(B, X, Y)``; with
-            ``reveal_gate`` ``gate_logits`` ``(B, F, X, Y)``.
+            moving; with ``continue_gate`` also at the steps where a tracked agent is
+            classified as stopped); with ``motion_state`` ``state_logits`` ``(B, X, Y)``; with
+            ``reveal_gate`` ``gate_logits`` ``(B, F, X, Y)``; with ``velocity_prior``
+            ``tracked`` ``(B, X, Y)`` bool; with ``continue_gate`` ``continue_logits``
+            ``(B, F, X, Y)``.
         """
         x = self.bev_input(occ_history, motion_history)
         size = x.shape[-2:]
@@ -358,11 +382,22 @@ class AgentMotionHead(BaseModule):
                                                     align_corners=False)], 1))
         d1 = self.dec1(torch.cat([e1, F.interpolate(d2, size=size, mode='bilinear',
                                                     align_corners=False)], 1))
-        out = self.out(d1)
+        if self.out is None:
+            out = x.new_zeros(x.shape[0], 4, *size)
+        else:
+            out = self.out(d1)
         if self.velocity_prior:  # residual on the tracked constant velocity
             out = out + F.pad(x[:, -3:-1], (0, 0, 0, 0, 0, out.shape[1] - 2))
         flow = self.flow_from_output(out)
         out = dict(flow=flow)
+        if self.velocity_prior:
+            out['tracked'] = x[:, -1] > 0  # (B, X, Y) cells of tracked agents
+        if self.continue_gate:
+            cont = self.continue_out(d1)  # (B, F, X, Y)
+            out['continue_logits'] = cont
+            if not self.training:  # tracked agents that stop keep their place
+                keep = (cont > 0) | ~out['tracked'][:, None]
+                out['flow'] = out['flow'] * keep.to(flow.dtype)[:, :, None]
         if self.motion_state:
             state = self.state_out(d1)[:, 0]  # (B, X, Y) moving logit
             out['state_logits'] = state
@@ -373,7 +408,7 @@ class AgentMotionHead(BaseModule):
         return out
 
     def flow_from_output(self, out: torch.Tensor) -> torch.Tensor:
-        """``(B, F, 2, X, Y)`` flow from the last layer's ``(B, C, X, Y)`` output (``flow_mode``)."""
+        """``(B, F, 2, X, Y)`` flow (metres) from the ``(B, C, X, Y)`` output (``flow_mode``)."""
         b, _, nx, ny = out.shape
         if self.flow_mode == 'per_step':
             return out.reshape(b, self.num_future, 2, nx, ny)
@@ -423,6 +458,33 @@ class AgentMotionHead(BaseModule):
                 state.flatten(), moving.to(state.dtype).flatten(), weight=weight,
                 avg_factor=weight.sum().clamp(min=1.0))
         return out
+
+    def continue_loss(self, logits: torch.Tensor, flow: torch.Tensor, tracked: torch.Tensor,
+                      target: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Binary cross-entropy of the continue gate on the tracked agent cells.
+
+        Args:
+            logits (torch.Tensor): ``(B, F, X, Y)`` continue logits.
+            flow (torch.Tensor): ``(B, F, 2, X, Y)`` the forecast displacement (training mode,
+                not gated); the target compares it with staying.
+            tracked (torch.Tensor): ``(B, X, Y)`` bool tracked cells.
+            target (torch.Tensor): ``(B, F, 2, X, Y)`` true displacement
+                (:class:`LoadAgentFlow`).
+            mask (torch.Tensor): ``(B, F, X, Y)`` bool supervised cells.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_continue_gate`` (averaged over the tracked
+            supervised cells and steps) and ``continue_gate_acc``.
+        """
+        with torch.no_grad():
+            go = ((flow.detach() - target).norm(dim=2) < target.norm(dim=2)).to(logits.dtype)
+            weight = (mask & tracked[:, None]).to(logits.dtype)
+        loss = self.loss_gate(logits.flatten(), go.flatten(), weight=weight.flatten(),
+                              avg_factor=weight.sum().clamp(min=1.0))
+        with torch.no_grad():
+            acc = (((logits > 0).to(go.dtype) == go).to(go.dtype) * weight).sum() / \
+                weight.sum().clamp(min=1.0)
+        return dict(loss_continue_gate=loss, continue_gate_acc=acc)
 
     @torch.no_grad()
     def gate_targets(self, occ_last: torch.Tensor, occ_future: torch.Tensor,

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 from scipy import ndimage
 
-from projects.common.structures.occupancy_warp import Z_REFERENCES, warp_occupancy
+from projects.common.structures.occupancy_warp import (Z_REFERENCES, check_point_cloud_range,
+                                                       warp_occupancy)
 from projects.registry import MODELS
 from .pose_codec import PoseCodec
 
@@ -78,10 +79,7 @@ class CopyThroughDecoder(nn.Module):
                  same_position: bool = True,
                  rigid_agents: bool = False) -> None:
         super().__init__()
-        rng = point_cloud_range
-        if rng is None or len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
-            raise ValueError('copy_decode.point_cloud_range must be [x_min, y_min, z_min, '
-                             f'x_max, y_max, z_max] (m) with max > min, got {rng}')
+        rng = check_point_cloud_range(point_cloud_range, 'copy_decode.point_cloud_range')
         if z_reference not in Z_REFERENCES:
             raise ValueError(f'copy_decode.z_reference must be one of {Z_REFERENCES}, got '
                              f'{z_reference!r}')

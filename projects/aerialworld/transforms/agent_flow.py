@@ -16,6 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from projects.common.structures.occupancy_warp import check_point_cloud_range
 from projects.registry import TRANSFORMS
 from .loading import InvalidSampleError, _get_paths
 
@@ -84,10 +85,7 @@ class LoadAgentFlow(BaseTransform):
 
     def __init__(self, point_cloud_range: Sequence[float], grid_size: Sequence[int],
                  margin: float = 0.4) -> None:
-        rng = [float(v) for v in point_cloud_range]
-        if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
-            raise ValueError('LoadAgentFlow: point_cloud_range must be [x_min, y_min, z_min, '
-                             f'x_max, y_max, z_max] with max > min, got {point_cloud_range}')
+        rng = check_point_cloud_range(point_cloud_range, 'LoadAgentFlow: point_cloud_range')
         if len(grid_size) != 3 or min(int(g) for g in grid_size) < 1:
             raise ValueError(f'LoadAgentFlow: grid_size must be (X, Y, Z), got {grid_size}')
         self.point_cloud_range = rng

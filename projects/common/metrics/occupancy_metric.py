@@ -41,7 +41,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from projects.common.structures.occupancy_warp import Z_REFERENCES
+from projects.common.structures.occupancy_warp import (Z_REFERENCES,
+                                                       check_point_cloud_range)
 from projects.registry import METRICS
 from .occupancy_baselines import (matched_window, true_future_rel_poses,
                                   visible_mask, window_baselines)
@@ -229,13 +230,8 @@ class OccupancyMetric(BaseMetric):
             raise ValueError(f'OccupancyMetric: ignore_label={ignore_label} '
                              f'collides with a class label')
         if point_cloud_range is not None:
-            rng = [float(v) for v in point_cloud_range]
-            if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
-                raise ValueError(
-                    'OccupancyMetric: point_cloud_range must be [x_min, y_min, '
-                    'z_min, x_max, y_max, z_max] with max > min, got '
-                    f'{list(point_cloud_range)}')
-            point_cloud_range = rng
+            point_cloud_range = check_point_cloud_range(
+                point_cloud_range, 'OccupancyMetric: point_cloud_range')
         if z_reference is not None and z_reference not in Z_REFERENCES:
             raise ValueError(f'OccupancyMetric: z_reference must be one of '
                              f'{Z_REFERENCES}, got {z_reference!r}')

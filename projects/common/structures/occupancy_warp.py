@@ -20,6 +20,31 @@ import torch.nn.functional as F
 Z_REFERENCES = ('ground', 'ego')
 
 
+def check_point_cloud_range(point_cloud_range, owner: str) -> list:
+    """Validate a grid range and return it as six floats.
+
+    Args:
+        point_cloud_range (Sequence[float]): ``[x_min, y_min, z_min, x_max, y_max, z_max]``
+            (metres).
+        owner (str): The config field or class named in the error (e.g.
+            ``'copy_decode.point_cloud_range'``).
+
+    Returns:
+        list[float]: The six bounds.
+
+    Raises:
+        ValueError: If it is None, not six numbers, or some max is not above its min.
+    """
+    try:
+        rng = [float(v) for v in point_cloud_range]
+    except (TypeError, ValueError):
+        rng = []
+    if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
+        raise ValueError(f'{owner} must be [x_min, y_min, z_min, x_max, y_max, z_max] '
+                         f'(metres) with max > min, got {point_cloud_range}')
+    return rng
+
+
 def warp_occupancy(occ: torch.Tensor,
                    rel_pose: torch.Tensor,
                    point_cloud_range: Sequence[float],
@@ -54,10 +79,7 @@ def warp_occupancy(occ: torch.Tensor,
     if rel_pose.shape != (b, 4):
         raise ValueError(f'warp_occupancy: rel_pose must be ({b}, 4) [x, y, z, yaw], got '
                          f'{tuple(rel_pose.shape)}')
-    rng = [float(v) for v in point_cloud_range]
-    if len(rng) != 6 or not all(rng[i + 3] > rng[i] for i in range(3)):
-        raise ValueError('warp_occupancy: point_cloud_range must be [x_min, y_min, z_min, '
-                         f'x_max, y_max, z_max] with max > min, got {list(point_cloud_range)}')
+    rng = check_point_cloud_range(point_cloud_range, 'warp_occupancy: point_cloud_range')
     if z_reference not in Z_REFERENCES:
         raise ValueError(f'warp_occupancy: z_reference must be one of {Z_REFERENCES}, got '
                          f'{z_reference!r}')
