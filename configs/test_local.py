@@ -40,8 +40,9 @@ model = dict(
     # and drones move on their own), observed voxels for tokens predicted unchanged, the VQ
     # decoder for the rest. The table's 'decoded only' rows are the plain OccWorld decoding of
     # the same tokens.
+    # rigid_agents: each agent's voxels move together (its component's mean flow).
     copy_decode=dict(point_cloud_range=point_cloud_range, z_reference='ground',
-                     static_classes={{_base_.static_classes}}),
+                     static_classes={{_base_.static_classes}}, rigid_agents=True),
     # Cosine codebook with 16-d codes (ViT-VQGAN's factorised l2-normalised lookup) keeps
     # more codes alive; no encoder attention: on 25 x 25 tokens it only adds scene context
     # that the few training sessions let it memorise.
@@ -70,8 +71,13 @@ model = dict(
     # reveal_gate: the same head says, per future step and BEV cell, whether newly revealed
     # space keeps the last frame's column there (else the VQ decoder fills it); motion_state:
     # agents classified as not moving (parked, waiting at a junction) keep their place.
+    # velocity_prior: the agents are tracked between the last two history frames (centroids of
+    # their BEV components) and forecast at constant velocity; continue_gate: per step, a
+    # learned "goes on / stops" choice for each tracked agent. flow_residual=False: no learned
+    # correction of the tracked velocity (measured worse than none; configs/README.md).
     agent_motion=dict(point_cloud_range=point_cloud_range, z_reference='ground',
-                      reveal_gate=True, motion_state=True),
+                      reveal_gate=True, motion_state=True, flow_mode='kinematic',
+                      velocity_prior=True, continue_gate=True, flow_residual=False),
     # The pose branch is not trained here: it stays at its constant-velocity prior
     # (pose_residual, zero-initialised correction). Its learned correction (pose_envelope=1,
     # trained with smooth-L1) was above constant velocity on the held-out sessions at
