@@ -450,13 +450,9 @@ class AgentMotionHead(BaseModule):
             epe = (epe * mask).sum() / mask.sum().clamp(min=1)
         out = dict(loss_agent_flow=loss, agent_flow_epe=epe)
         if state_logits is not None:
-            state = state_logits
-            on = mask.any(1)  # (B, X, Y) agent cells
             moving = ((target.norm(dim=2) * mask) > self.moving_threshold).any(1)
-            weight = on.to(state.dtype).flatten()
-            out['loss_motion_state'] = self.loss_gate(
-                state.flatten(), moving.to(state.dtype).flatten(), weight=weight,
-                avg_factor=weight.sum().clamp(min=1.0))
+            out['loss_motion_state'] = self._masked_bce(
+                state_logits, moving.to(state_logits.dtype), mask.any(1))[0]  # agent cells
         return out
 
     def continue_loss(self, logits: torch.Tensor, flow: torch.Tensor, tracked: torch.Tensor,
@@ -478,12 +474,7 @@ class AgentMotionHead(BaseModule):
         """
         with torch.no_grad():
             go = ((flow.detach() - target).norm(dim=2) < target.norm(dim=2)).to(logits.dtype)
-            weight = (mask & tracked[:, None]).to(logits.dtype)
-        loss = self.loss_gate(logits.flatten(), go.flatten(), weight=weight.flatten(),
-                              avg_factor=weight.sum().clamp(min=1.0))
-        with torch.no_grad():
-            acc = (((logits > 0).to(go.dtype) == go).to(go.dtype) * weight).sum() / \
-                weight.sum().clamp(min=1.0)
+        loss, acc = self._masked_bce(logits, go, mask & tracked[:, None])
         return dict(loss_continue_gate=loss, continue_gate_acc=acc)
 
     @torch.no_grad()
@@ -518,6 +509,17 @@ class AgentMotionHead(BaseModule):
             targets.append((gt == last).all(-1))
         return torch.stack(targets, 1).float(), torch.stack(masks, 1)
 
+    def _masked_bce(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
+        """``loss_gate`` of ``logits`` vs ``target`` (same shape) averaged over ``mask`` (bool),
+        and the accuracy of the 0.5 decision there (no gradient)."""
+        weight = mask.to(logits.dtype)
+        loss = self.loss_gate(logits.flatten(), target.flatten(), weight=weight.flatten(),
+                              avg_factor=weight.sum().clamp(min=1.0))
+        with torch.no_grad():
+            acc = (((logits > 0).to(target.dtype) == target).to(weight.dtype) * weight).sum() / \
+                weight.sum().clamp(min=1.0)
+        return loss, acc
+
     def gate_loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
         """Binary cross-entropy of the reveal gate on the revealed cells.
 
@@ -530,10 +532,5 @@ class AgentMotionHead(BaseModule):
             dict[str, torch.Tensor]: ``loss_reveal_gate`` and ``reveal_gate_acc`` (accuracy
             of the 0.5 decision on the revealed cells).
         """
-        weight = mask.to(logits.dtype)
-        loss = self.loss_gate(logits.flatten(), target.flatten(), weight=weight.flatten(),
-                              avg_factor=weight.sum().clamp(min=1.0))
-        with torch.no_grad():
-            acc = (((logits > 0).float() == target).float() * weight).sum() / \
-                weight.sum().clamp(min=1.0)
+        loss, acc = self._masked_bce(logits, target, mask)
         return dict(loss_reveal_gate=loss, reveal_gate_acc=acc)
