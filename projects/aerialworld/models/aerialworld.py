@@ -534,7 +534,8 @@ class AerialWorld(BaseModel):
 
     def _forecast_fields(self, occ_history: torch.Tensor, tokens: torch.Tensor,
                          motion: torch.Tensor,
-                         motion_history: Optional[torch.Tensor] = None) -> dict:
+                         motion_history: Optional[torch.Tensor] = None,
+                         track_motion: Optional[torch.Tensor] = None) -> dict:
         """``pred_occ`` of a rollout (and ``decoded_pred_occ`` with ``copy_decode``).
 
         Args:
@@ -543,11 +544,15 @@ class AerialWorld(BaseModel):
             motion (torch.Tensor): ``(B, F, D)`` predicted / planned ego motion.
             motion_history (torch.Tensor, optional): ``(B, H, D)`` per-frame motion of the
                 history, the input of ``agent_motion`` (required with it).
+            track_motion (torch.Tensor, optional): ``(B, F, D)`` ego motion of the
+                no-learning ``warp_track_occ`` baseline (constant velocity), made only with an
+                ``agent_motion`` head that tracks agents (``velocity_prior``).
 
         Returns:
             dict[str, torch.Tensor]: ``pred_occ`` ``(B, F, X, Y, Z)`` uint8 and, with
             ``copy_decode``, ``decoded_pred_occ`` (the plain VQ-decoded forecast); with
-            ``agent_motion`` also ``pred_agent_flow`` ``(B, F, 2, X, Y)`` float (metres).
+            ``agent_motion`` also ``pred_agent_flow`` ``(B, F, 2, X, Y)`` float (metres), and
+            with ``track_motion`` and a tracking head ``warp_track_occ`` ``(B, F, X, Y, Z)``.
             With ``agent_motion`` the copy-through decoder gets its flow and reveal gate and
             (``seen_classes_only``) the tokens decoded among the classes seen in the history
             only; ``decoded_pred_occ`` stays the plain decoding.
@@ -570,6 +575,10 @@ class AerialWorld(BaseModel):
             flow, gate = out['flow'], out.get('gate_logits')
             flow = self._extend_steps(flow, tokens.shape[1])
             fields['pred_agent_flow'] = flow
+            if track_motion is not None and 'tracked_flow' in out:
+                # no-learning baseline: CV-warp with the tracked agents at constant velocity
+                fields['warp_track_occ'] = self.copy_decoder.warp_with_agents(
+                    last.to(torch.uint8), track_motion, out['tracked_flow'])
             if gate is not None:
                 gate = self._extend_steps(gate[:, :, None], tokens.shape[1])[:, :, 0] > 0
         pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, to_copy, motion,
@@ -647,13 +656,7 @@ class AerialWorld(BaseModel):
             source = 'rollout'
             tokens, pred_motion = self.rollout(occ[:, :hist], frame_motion[:, :hist], fut)
             pred = self._forecast_fields(occ[:, :hist], tokens, pred_motion,
-                                         frame_motion[:, :hist])
-            head = self.agent_motion
-            if head is not None and head.velocity_prior:
-                # no-learning baseline: CV-warp with the tracked agents at constant velocity
-                flow = head.constant_velocity_flow(occ[:, :hist], frame_motion[:, :hist])
-                pred['warp_track_occ'] = self.copy_decoder.warp_with_agents(
-                    occ[:, hist - 1].to(torch.uint8), baseline_motion, flow)
+                                         frame_motion[:, :hist], baseline_motion)
         return self._pack(
             data_samples,
             dict(**pred, gt_occ=gt_occ, baseline_occ=baseline_occ,

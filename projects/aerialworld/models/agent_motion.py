@@ -288,28 +288,6 @@ class AgentMotionHead(BaseModule):
         return x
 
     @torch.no_grad()
-    def constant_velocity_flow(self, occ_history: torch.Tensor,
-                               motion_history: torch.Tensor) -> torch.Tensor:
-        """The no-learning agent forecast: every tracked agent at its constant velocity.
-
-        Args:
-            occ_history (torch.Tensor): ``(B, H, X, Y, Z)`` integer labels.
-            motion_history (torch.Tensor): ``(B, H, D)`` per-frame ego motion.
-
-        Returns:
-            torch.Tensor: ``(B, F, 2, X, Y)`` float: ``f`` times the tracked velocity
-            (:meth:`track_velocity`; zero on untracked cells), metres.
-
-        Raises:
-            ValueError: Without ``velocity_prior``.
-        """
-        if not self.velocity_prior:
-            raise ValueError('AgentMotionHead.constant_velocity_flow needs velocity_prior=True')
-        vel = self.bev_input(occ_history, motion_history)[:, -3:-1]  # (B, 2, X, Y)
-        steps = torch.arange(1, self.num_future + 1, device=vel.device, dtype=vel.dtype)
-        return vel[:, None] * steps.view(1, -1, 1, 1, 1)
-
-    @torch.no_grad()
     def track_velocity(self, last: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Constant-velocity maps of the agents tracked between two ego-aligned frames.
 
@@ -370,7 +348,9 @@ class AgentMotionHead(BaseModule):
             moving; with ``continue_gate`` also at the steps where a tracked agent is
             classified as stopped); with ``motion_state`` ``state_logits`` ``(B, X, Y)``; with
             ``reveal_gate`` ``gate_logits`` ``(B, F, X, Y)``; with ``velocity_prior``
-            ``tracked`` ``(B, X, Y)`` bool; with ``continue_gate`` ``continue_logits``
+            ``tracked`` ``(B, X, Y)`` bool and ``tracked_flow`` ``(B, F, 2, X, Y)`` (every
+            tracked agent at its constant velocity, nothing learned: the flow of the
+            ``warp_track_occ`` baseline); with ``continue_gate`` ``continue_logits``
             ``(B, F, X, Y)``.
         """
         x = self.bev_input(occ_history, motion_history)
@@ -382,16 +362,17 @@ class AgentMotionHead(BaseModule):
                                                     align_corners=False)], 1))
         d1 = self.dec1(torch.cat([e1, F.interpolate(d2, size=size, mode='bilinear',
                                                     align_corners=False)], 1))
-        if self.out is None:
-            out = x.new_zeros(x.shape[0], 4, *size)
-        else:
-            out = self.out(d1)
+        out = None if self.out is None else self.out(d1)
+        tracked_flow = None
         if self.velocity_prior:  # residual on the tracked constant velocity
-            out = out + F.pad(x[:, -3:-1], (0, 0, 0, 0, 0, out.shape[1] - 2))
+            prior = F.pad(x[:, -3:-1], (0, 0, 0, 0, 0, 2))  # (B, 4, X, Y): v, a = 0
+            tracked_flow = self.flow_from_output(prior)
+            out = prior if out is None else out + prior
         flow = self.flow_from_output(out)
         out = dict(flow=flow)
         if self.velocity_prior:
             out['tracked'] = x[:, -1] > 0  # (B, X, Y) cells of tracked agents
+            out['tracked_flow'] = tracked_flow
         if self.continue_gate:
             cont = self.continue_out(d1)  # (B, F, X, Y)
             out['continue_logits'] = cont
