@@ -187,7 +187,7 @@ class CopyThroughDecoder(nn.Module):
         for f in range(fut):
             if decoded is None:  # no-learning forecast: static voxels kept where no source
                 frames.append(self._move_agents(
-                    self._warp_static(static_last, rel[:, f]), rel[:, f], labels,
+                    self._warp_static(static_last, rel[:, f], static_last), rel[:, f], labels,
                     (bi, xi, yi, zi), cx, cy, voxel_flow[:, f]))
                 continue
             dec = decoded[:, f]
@@ -198,17 +198,18 @@ class CopyThroughDecoder(nn.Module):
                 out = torch.where(same, static_last, out)
             if fill_gate is not None:
                 out = torch.where(fill_gate[:, f, :, :, None], static_last, out)
-            warped, valid = warp_occupancy(static_last, rel[:, f], rng, free, self.z_reference)
-            out = torch.where(valid, warped, out)
+            out = self._warp_static(static_last, rel[:, f], out)
             frames.append(self._move_agents(out, rel[:, f], labels, (bi, xi, yi, zi), cx, cy,
                                             voxel_flow[:, f]))
         return torch.stack(frames, dim=1)
 
-    def _warp_static(self, static_last: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-        """The static voxels warped to the ego pose ``rel`` ``(B, 4)``, kept where no source."""
+    def _warp_static(self, static_last: torch.Tensor, rel: torch.Tensor,
+                     fill: torch.Tensor) -> torch.Tensor:
+        """The static voxels warped to the ego pose ``rel`` ``(B, 4)``; ``fill`` ``(B, X, Y,
+        Z)`` where the warp has no source."""
         warped, valid = warp_occupancy(static_last, rel, self.point_cloud_range,
                                        self.free_label, self.z_reference)
-        return torch.where(valid, warped, static_last)
+        return torch.where(valid, warped, fill)
 
     def _move_agents(self, out: torch.Tensor, rel: torch.Tensor, labels: torch.Tensor,
                      index: tuple, cx: torch.Tensor, cy: torch.Tensor,
