@@ -30,6 +30,10 @@ model = dict(
                            dict(type='GeodesicRotationLoss', target='rot'),
                            dict(type='VelocityLoss', target='vel')]),
     tokenizer=dict(base_channels=8, num_codes=32),
+    # the untrained learned-flow head (zero-initialised: agents stay), not test_local's tracked
+    # agents, so the forecast is the static world turned by the plan (checked below)
+    agent_motion=dict(flow_mode='per_step', velocity_prior=False, continue_gate=False,
+                      flow_residual=True),
     # pose_envelope (test_local's planar pose branch) is planar-only
     transformer=dict(d_model=16, num_blocks=1, num_heads=2, pose_hidden=16, copy_prior=30.0,
                      pose_envelope=None))
