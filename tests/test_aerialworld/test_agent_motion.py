@@ -290,23 +290,57 @@ def test_kinematic_flow_mode_by_hand():
 
 
 def test_tracked_velocity_prior_by_hand():
-    """Centroid tracking between the last two frames; the untrained head continues it."""
+    """Centroid tracking through the history; the untrained head continues it."""
+    import math
     from projects.aerialworld.models.agent_motion import AgentMotionHead
     rng = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]  # 0.8 m cells on a 50 x 50 grid
     head = AgentMotionHead(num_classes=10, free_label=9, num_history=3, num_future=4,
                            point_cloud_range=rng, channels=8, flow_mode='kinematic',
-                           velocity_prior=True, static_classes=[0, 1, 2, 3, 4, 5])
-    assert head.tracked_classes == [6, 7, 8]
+                           velocity_prior=True, static_classes=[0, 1, 2, 3, 4, 5],
+                           track_radius=[6.0, 1.7, 4.8])
+    assert head.tracked_classes == [6, 7, 8] and head.track_frames == 3
+    still = torch.zeros(1, 4)
     last = torch.zeros(1, 50, 50, 3, dtype=torch.bool)
     prev = torch.zeros_like(last)
     last[0, 10:15, 20:22, 0] = prev[0, 8:13, 20:22, 0] = True  # car: +2 cells along x
     last[0, 30, 30, 1] = prev[0, 30, 31, 1] = True  # pedestrian: -1 cell along y
     prev[0, 31, 29, 2] = True  # a drone next to it: other class, never matched to it
-    last[0, 45, 45, 2] = True  # drone 11 m from the only drone before: too far
-    v = head.track_velocity(last, prev)
-    assert torch.allclose(v[0, :, 12, 21], torch.tensor([1.6, 0.0, 1.0]))
-    assert torch.allclose(v[0, :, 30, 30], torch.tensor([0.0, -0.8, 1.0]))
+    last[0, 45, 45, 2] = True  # drone 11 m from the only drone before: beyond its 4.8 m gate
+    v = head.track_velocity([prev, last], [still, None])  # speed of the step, vx, vy, matched
+    assert torch.allclose(v[0, :, 12, 21], torch.tensor([1.6, 1.6, 0.0, 1.0]))
+    assert torch.allclose(v[0, :, 30, 30], torch.tensor([0.8, 0.0, -0.8, 1.0]))
     assert not v[0, :, 45, 45].any() and not v[0, :, 0, 0].any()
+    # per-class gate: a pedestrian 3 cells (2.4 m > 1.7 m) from the one before is not matched
+    far = torch.zeros_like(last)
+    far[0, 30, 34, 1] = True
+    assert not head.track_velocity([far, last], [still, None])[0, :, 30, 30].any()
+    # least squares over three frames: x = -11.6, -10.8, -9.2 m -> slope 1.2 m per step
+    frames = [torch.zeros_like(last) for _ in range(3)]
+    for f, x in zip(frames, (10, 11, 13)):
+        f[0, x, 5, 1] = True
+    # (speeds 0.8 then 1.6 m per step: the agent speeds up)
+    assert torch.allclose(head.track_velocity(frames, [still, still, None])[0, :, 13, 5],
+                          torch.tensor([0.8, 1.6, 1.2, 0.0, 1.0]))
+    # a track of two frames out of three: the older step's speed is 0
+    frames[0][0, 10, 5, 1] = False
+    assert torch.allclose(head.track_velocity(frames, [still, still, None])[0, :, 13, 5],
+                          torch.tensor([0.0, 1.6, 1.6, 0.0, 1.0]))
+    # a parked car seen from an ego that turned 90 degrees in place: the centroid (8, 0) m of
+    # the frame before is (0, -8) m in the last one, so the car does not move
+    before, now = torch.zeros_like(last), torch.zeros_like(last)
+    before[0, 34:36, 24:26, 0] = True  # centre (8.0, 0.0) m
+    now[0, 24:26, 14:16, 0] = True  # centre (0.0, -8.0) m
+    turn = torch.tensor([[0.0, 0.0, 0.0, math.pi / 2]])
+    v = head.track_velocity([before, now], [turn, None])
+    assert torch.allclose(v[0, :, 24, 14], torch.tensor([0.0, 0.0, 0.0, 1.0]), atol=1e-5)
+    with pytest.raises(ValueError, match='track_radius'):
+        AgentMotionHead(num_classes=10, free_label=9, num_history=3, num_future=4,
+                        point_cloud_range=rng, flow_mode='kinematic', velocity_prior=True,
+                        static_classes=[0, 1, 2, 3, 4, 5], track_radius=[6.0, 1.7])
+    with pytest.raises(ValueError, match='track_frames'):
+        AgentMotionHead(num_classes=10, free_label=9, num_history=3, num_future=4,
+                        point_cloud_range=rng, flow_mode='kinematic', velocity_prior=True,
+                        static_classes=[0, 1, 2, 3, 4, 5], track_frames=1)
     # the untrained head (zero-initialised residual) forecasts the car at constant velocity
     occ = torch.full((1, 3, 50, 50, 30), 9, dtype=torch.uint8)
     occ[..., 0] = 4
@@ -416,3 +450,21 @@ def test_continue_gate_targets_and_eval_gating():
     with pytest.raises(ValueError, match='velocity_prior'):
         AgentMotionHead(num_classes=10, free_label=9, num_history=2, num_future=2,
                         point_cloud_range=rng, continue_gate=True)
+
+
+def test_agent_mean_pools_each_agent():
+    """Per-agent mean of per-cell maps (continue gate): by hand, and gradients reach every
+    cell of the agent."""
+    from projects.aerialworld.models.agent_motion import AgentMotionHead
+    maps = torch.arange(2 * 2 * 4 * 4, dtype=torch.float32).view(2, 2, 4, 4).requires_grad_()
+    cells = torch.zeros(2, 4, 4, dtype=torch.bool)
+    cells[0, 0, 0] = cells[0, 1, 1] = True  # one agent (diagonal neighbours, 8-connected)
+    cells[0, 3, 3] = True  # another
+    out = AgentMotionHead.agent_mean(maps, cells)
+    assert out[0, 0, 0, 0] == out[0, 0, 1, 1] == (0 + 5) / 2
+    assert out[0, 1, 0, 0] == (16 + 21) / 2
+    assert out[0, 0, 3, 3] == 15 and out[0, 0, 0, 1] == 1  # alone / not an agent: unchanged
+    assert torch.equal(out[1], maps[1])  # no agents in the second sample
+    out[0, 0, 0, 0].backward()
+    assert maps.grad[0, 0, 0, 0] == maps.grad[0, 0, 1, 1] == 0.5
+    assert maps.grad.sum() == 1.0

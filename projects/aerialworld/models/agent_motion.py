@@ -10,7 +10,7 @@ motion, with a small spatio-temporal 2-D U-Net, and regresses the future displac
 every cell for every future step. :class:`CopyThroughDecoder` then moves the last frame's
 dynamic voxels by it.
 """
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,19 +86,23 @@ class AgentMotionHead(BaseModule):
             the same two vectors, so each training window supervises them ``F`` times and a
             far step cannot ask for a displacement the near steps contradict. Defaults to
             ``'per_step'``.
-        velocity_prior (bool): Track the agents between the last two history frames and start
-            from their constant velocity (needs ``flow_mode='kinematic'`` and
-            ``static_classes``). The moving-class voxels of the last frame and of the frame
-            before it (ego-aligned) are grouped per class into 8-connected BEV components
-            (:func:`scipy.ndimage.label`), each component of the last frame is matched to the
-            nearest unmatched one of the same class in the frame before (greedy by centroid
-            distance, at most ``track_radius``), and the centroid displacement is its
-            velocity (metres per step): the tracking-by-detection constant-velocity motion
-            model (SORT, Bewley et al., ICIP 2016, with centroid association instead of a
-            Kalman filter). Its ``(vx, vy, matched)`` maps are input channels, and the
-            network's velocity output is added to it (residual on the kinematic prior, as the
-            pose branch's ``pose_residual``): the untrained head forecasts every tracked agent
-            at constant velocity. Defaults to False.
+        velocity_prior (bool): Track the agents through the history and start from their
+            constant velocity (needs ``flow_mode='kinematic'`` and ``static_classes``). In
+            every history frame as observed, the moving-class voxels are grouped per class
+            into 8-connected BEV components (:func:`scipy.ndimage.label`) whose centroids
+            (metres) are carried into the last frame's ego coordinates by the known ego
+            motion (no resampling, so a parked agent keeps its centroid up to its own
+            voxelisation); consecutive frames are associated greedily by centroid distance,
+            one to one, within ``track_radius`` of the class (CenterPoint's greedy
+            closest-centre tracking with per-class distance gates, T. Yin, X. Zhou,
+            P. Krahenbuhl, CVPR 2021), and the velocity (metres per step) is the
+            least-squares slope of the centroid over the last ``track_frames`` frames of the
+            track: a constant-velocity motion model (SORT, Bewley et al., ICIP 2016) fitted to
+            more than two noisy positions. Its ``(vx, vy, matched)`` maps and the track's speed
+            over each of its last ``track_frames - 1`` steps (so a braking or starting agent
+            shows as such) are input channels, and the network's velocity output is added to it (residual on the
+            kinematic prior, as the pose branch's ``pose_residual``): the untrained head
+            forecasts every tracked agent at constant velocity. Defaults to False.
         static_classes (Sequence[int], optional): Classes that never move (the copy-through
             decoder's ``static_classes``); the others except free are tracked. Needed by
             ``velocity_prior``. Defaults to None.
@@ -108,14 +112,20 @@ class AgentMotionHead(BaseModule):
             "the forecast point is closer to the true future point than the current one"
             (the choice between a motion model and a stationary one per step, as in an
             interacting-multiple-model tracker, Blom and Bar-Shalom, IEEE TAC 1988, with a
-            learned hard switch). In eval mode the flow of tracked cells whose gate says
-            "stays" is zero. Defaults to False.
+            learned hard switch). The logits are averaged over each agent (8-connected
+            component of tracked cells, :meth:`agent_mean`), so an agent goes on or stops
+            as a whole. In eval mode the flow of tracked cells whose gate says "stays" is
+            zero. Defaults to False.
         flow_residual (bool): With ``velocity_prior``: the network's velocity and
             acceleration are added to the tracked velocity. False: no learned flow, the
             tracked constant velocity is used as it is (only the gates learn). Defaults to
             True.
-        track_radius (float): Largest centroid displacement (metres per step) of a match.
-            Defaults to 8.0.
+        track_radius (float | Sequence[float]): Largest centroid displacement (metres per
+            step) of an association, one for all tracked classes or one per tracked class
+            (in class order; e.g. the class's top speed times the frame interval plus a
+            voxel). Defaults to 8.0.
+        track_frames (int, optional): History frames (at least 2) of the velocity fit; None:
+            all ``num_history``. Defaults to None.
         loss_gate (dict): Loss of the gate logits (an ``mmdet`` loss with ``weight`` and
             ``avg_factor``). Defaults to ``mmdet.CrossEntropyLoss`` with ``use_sigmoid``.
         loss_flow (dict): Regression loss of the masked cells (an ``mmdet`` loss taking
@@ -142,7 +152,8 @@ class AgentMotionHead(BaseModule):
                  flow_mode: str = 'per_step',
                  velocity_prior: bool = False,
                  static_classes: Optional[Sequence[int]] = None,
-                 track_radius: float = 8.0,
+                 track_radius: Union[float, Sequence[float]] = 8.0,
+                 track_frames: Optional[int] = None,
                  continue_gate: bool = False,
                  flow_residual: bool = True,
                  loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
@@ -161,7 +172,6 @@ class AgentMotionHead(BaseModule):
                              f'{flow_mode!r}')
         self.flow_mode = flow_mode
         self.velocity_prior = bool(velocity_prior)
-        self.track_radius = float(track_radius)
         self.tracked_classes = []
         if self.velocity_prior:
             if flow_mode != 'kinematic' or static_classes is None:
@@ -170,6 +180,19 @@ class AgentMotionHead(BaseModule):
             static = {int(c) for c in static_classes}
             self.tracked_classes = [k for k in range(num_classes)
                                     if k not in static and k != free_label]
+        radius = ([float(track_radius)] * len(self.tracked_classes)
+                  if isinstance(track_radius, (int, float)) else [float(r) for r in track_radius])
+        if (self.velocity_prior and len(radius) != len(self.tracked_classes)) or \
+                not all(r > 0 for r in radius):
+            raise ValueError(f'agent_motion.track_radius must be a positive number or one per '
+                             f'tracked class {self.tracked_classes}, got {track_radius!r}')
+        self.track_radius = radius
+        if track_frames is None:
+            track_frames = num_history
+        if not 2 <= int(track_frames) <= num_history:
+            raise ValueError(f'agent_motion.track_frames must be in [2, num_history='
+                             f'{num_history}] or None, got {track_frames!r}')
+        self.track_frames = int(track_frames)
         if (continue_gate or not flow_residual) and not self.velocity_prior:
             raise ValueError('agent_motion.continue_gate / flow_residual=False need '
                              'velocity_prior=True')
@@ -190,7 +213,7 @@ class AgentMotionHead(BaseModule):
         if self.reveal_gate:
             in_ch += self.num_history * (self.num_classes - 1) + 4
         if self.velocity_prior:
-            in_ch += 3
+            in_ch += 3 + self.track_frames - 1
 
         def conv(i, o, stride=1, dilation=1):
             return ConvModule(i, o, 3, stride=stride, padding=dilation, dilation=dilation,
@@ -252,11 +275,12 @@ class AgentMotionHead(BaseModule):
         keep = torch.tensor([k for k in range(self.num_classes) if k != self.free_label],
                             device=occ_history.device)
         bits = torch.arange(len(keep), device=occ_history.device)
-        chans, aligned = [], []
+        chans, observed, rels = [], [], []
         for k in range(h):
             raw = self.class_presence(occ_history[:, k])[..., keep]  # (B, X, Y, K)
             present = raw
             valid = torch.ones(raw.shape[:3], dtype=torch.bool, device=raw.device)
+            rel = None
             if k < h - 1:
                 # pose of the last frame in frame k: the motions of frames k+1 .. h-1
                 rel = self.codec.accumulate(motion_history[:, k + 1:])[:, -1]
@@ -271,7 +295,8 @@ class AgentMotionHead(BaseModule):
                     occ, valid = warp_occupancy(occ_history[:, k], rel, self.point_cloud_range,
                                                 self.free_label, self.z_reference)
                     present, valid = self.class_presence(occ)[..., keep], valid.any(-1)
-            aligned.append(present)
+            observed.append(raw)
+            rels.append(rel)
             chans.append(present.permute(0, 3, 1, 2))
             chans.append(valid[:, None])
             if self.reveal_gate:
@@ -282,57 +307,116 @@ class AgentMotionHead(BaseModule):
             x = torch.cat([x, last[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
         if self.velocity_prior:
             cols = [int((keep == c).nonzero()) for c in self.tracked_classes]
-            prev = aligned[-2] if h >= 2 else aligned[-1]
-            x = torch.cat([x, self.track_velocity(aligned[-1][..., cols], prev[..., cols])
-                           .to(x.dtype)], dim=1)
+            n = min(self.track_frames, h)
+            x = torch.cat([x, self.track_velocity([o[..., cols] for o in observed[h - n:]],
+                                                   rels[h - n:]).to(x.dtype)], dim=1)
         return x
 
     @torch.no_grad()
-    def track_velocity(self, last: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """Constant-velocity maps of the agents tracked between two ego-aligned frames.
+    def track_velocity(self, presence: Sequence[torch.Tensor],
+                       rel_poses: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Constant-velocity maps of the agents tracked through a few observed frames.
+
+        See ``velocity_prior`` for the method.
 
         Args:
-            last (torch.Tensor): ``(B, X, Y, K)`` bool presence of the ``K`` tracked classes
-                in the last history frame.
-            prev (torch.Tensor): ``(B, X, Y, K)`` the same for the frame before, warped into
-                the last frame's ego coordinates.
+            presence (Sequence[torch.Tensor]): Per frame, oldest first, ``(B, X, Y, K)`` bool
+                presence of the ``K`` tracked classes in the frame as observed (its own ego
+                grid).
+            rel_poses (Sequence[torch.Tensor | None]): Per frame, ``(B, 4)`` float
+                ``[x, y, z, yaw]`` of the last frame's ego in that frame (metres, radians;
+                :func:`warp_occupancy`'s convention); None for the last frame.
 
         Returns:
-            torch.Tensor: ``(B, 3, X, Y)`` float: ``vx``, ``vy`` (metres per step, last
-            frame's ego axes) on the cells of every matched component of the last frame
-            (see ``velocity_prior``) and ``matched`` (1 there, else 0). A cell in
-            components of several classes takes the last class's.
+            torch.Tensor: ``(B, N + 2, X, Y)`` float for ``N`` frames: the track's speed
+            (metres per step) over each of the ``N - 1`` steps, oldest first (0 before the
+            track starts), then ``vx``, ``vy`` (metres per step, last frame's ego axes), on
+            the cells of every component of the last frame tracked over at least two frames,
+            and ``matched`` (1 there, else 0). A cell in components of several classes takes
+            the last class's.
+
+        Raises:
+            ValueError: If ``presence`` and ``rel_poses`` differ in length or hold fewer
+                than two frames.
         """
-        b, nx, ny, k = last.shape
+        if len(presence) != len(rel_poses) or len(presence) < 2:
+            raise ValueError(f'AgentMotionHead.track_velocity: needs >= 2 frames and one '
+                             f'pose per frame, got {len(presence)} and {len(rel_poses)}')
+        b, nx, ny, k = presence[-1].shape
         rng = self.point_cloud_range
-        sx, sy = (rng[3] - rng[0]) / nx, (rng[4] - rng[1]) / ny
-        out = np.zeros((b, 3, nx, ny), dtype=np.float32)
-        last_np, prev_np = last.cpu().numpy(), prev.cpu().numpy()
+        size = np.array([(rng[3] - rng[0]) / nx, (rng[4] - rng[1]) / ny])
+        origin = np.array([rng[0], rng[1]])
+        frames = [p.cpu().numpy() for p in presence]
+        poses = [None if r is None else r.detach().cpu().double().numpy() for r in rel_poses]
+        steps = len(presence) - 1
+        out = np.zeros((b, steps + 3, nx, ny), dtype=np.float32)
         eight = np.ones((3, 3), dtype=bool)
         for i in range(b):
             for c in range(k):
-                lab_l, n_l = ndimage.label(last_np[i, :, :, c], structure=eight)
-                lab_p, n_p = ndimage.label(prev_np[i, :, :, c], structure=eight)
-                if n_l == 0 or n_p == 0:
-                    continue
-                cen_l = np.array(ndimage.center_of_mass(np.ones_like(lab_l), lab_l,
-                                                        range(1, n_l + 1))) * (sx, sy)
-                cen_p = np.array(ndimage.center_of_mass(np.ones_like(lab_p), lab_p,
-                                                        range(1, n_p + 1))) * (sx, sy)
-                dist = np.linalg.norm(cen_l[:, None] - cen_p[None], axis=-1)  # (n_l, n_p)
-                used_l, used_p = set(), set()
-                for flat in np.argsort(dist, axis=None):
-                    a, p = divmod(int(flat), n_p)
-                    if dist[a, p] > self.track_radius:
-                        break
-                    if a in used_l or p in used_p:
+                labels, centres = [], []
+                for f, pose in zip(frames, poses):
+                    lab, n = ndimage.label(f[i, :, :, c], structure=eight)
+                    cen = np.zeros((0, 2))
+                    if n:
+                        cen = (np.array(ndimage.center_of_mass(np.ones_like(lab), lab,
+                                                               range(1, n + 1))) + 0.5) * size
+                        cen = cen + origin
+                        if pose is not None:  # into the last frame: R(yaw)^T (p - t)
+                            cos, sin = np.cos(pose[i, 3]), np.sin(pose[i, 3])
+                            d = cen - pose[i, :2]
+                            cen = np.stack([cos * d[:, 0] + sin * d[:, 1],
+                                            cos * d[:, 1] - sin * d[:, 0]], axis=-1)
+                    labels.append(lab)
+                    centres.append(cen)
+                links = [self._associate(centres[f + 1], centres[f], self.track_radius[c])
+                         for f in range(len(frames) - 1)]
+                for a in range(len(centres[-1])):
+                    track, cur = [centres[-1][a]], a
+                    for f in range(len(frames) - 2, -1, -1):
+                        cur = links[f].get(cur)
+                        if cur is None:
+                            break
+                        track.append(centres[f][cur])
+                    if len(track) < 2:
                         continue
-                    used_l.add(a)
-                    used_p.add(p)
-                    cells = lab_l == a + 1
-                    out[i, 0][cells], out[i, 1][cells] = cen_l[a] - cen_p[p]
-                    out[i, 2][cells] = 1.0
-        return torch.from_numpy(out).to(last.device)
+                    pos = np.array(track[::-1])  # (n, 2) oldest first
+                    t = np.arange(len(pos), dtype=np.float64)
+                    t -= t.mean()
+                    vel = (t[:, None] * (pos - pos.mean(0))).sum(0) / (t * t).sum()
+                    cells = labels[-1] == a + 1
+                    speeds = np.linalg.norm(np.diff(pos, axis=0), axis=-1)  # oldest first
+                    for j, speed in enumerate(speeds):
+                        out[i, steps - len(speeds) + j][cells] = speed
+                    out[i, steps][cells], out[i, steps + 1][cells] = vel
+                    out[i, steps + 2][cells] = 1.0
+        return torch.from_numpy(out).to(presence[-1].device)
+
+    @staticmethod
+    def _associate(later: np.ndarray, earlier: np.ndarray, radius: float) -> dict:
+        """Greedy one-to-one association by centroid distance (closest pairs first).
+
+        Args:
+            later (np.ndarray): ``(n, 2)`` centroids (metres) of a frame.
+            earlier (np.ndarray): ``(m, 2)`` centroids of the frame before, same coordinates.
+            radius (float): Largest distance of a pair (metres).
+
+        Returns:
+            dict[int, int]: index in ``later`` -> index in ``earlier``.
+        """
+        links = {}
+        if len(later) == 0 or len(earlier) == 0:
+            return links
+        dist = np.linalg.norm(later[:, None] - earlier[None], axis=-1)
+        used = set()
+        for flat in np.argsort(dist, axis=None, kind='stable'):
+            a, p = divmod(int(flat), len(earlier))
+            if dist[a, p] > radius:
+                break
+            if a in links or p in used:
+                continue
+            links[a] = p
+            used.add(p)
+        return links
 
     def forward(self, occ_history: torch.Tensor, motion_history: torch.Tensor):
         """Predict the agent flow (and the reveal gate).
@@ -374,7 +458,8 @@ class AgentMotionHead(BaseModule):
             out['tracked'] = x[:, -1] > 0  # (B, X, Y) cells of tracked agents
             out['tracked_flow'] = tracked_flow
         if self.continue_gate:
-            cont = self.continue_out(d1)  # (B, F, X, Y)
+            # one decision per agent: the mean logit of its cells
+            cont = self.agent_mean(self.continue_out(d1), out['tracked'])  # (B, F, X, Y)
             out['continue_logits'] = cont
             if not self.training:  # tracked agents that stop keep their place
                 keep = (cont > 0) | ~out['tracked'][:, None]
@@ -387,6 +472,36 @@ class AgentMotionHead(BaseModule):
         if self.reveal_gate:
             out['gate_logits'] = self.gate_out(d1)
         return out
+
+    @staticmethod
+    def agent_mean(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """Average per-cell maps over each agent (8-connected component of ``cells``).
+
+        Args:
+            maps (torch.Tensor): ``(B, C, X, Y)`` float (e.g. one logit per future step).
+            cells (torch.Tensor): ``(B, X, Y)`` bool agent cells.
+
+        Returns:
+            torch.Tensor: ``(B, C, X, Y)``: on agent cells the mean of ``maps`` over the
+            cell's component (differentiable), elsewhere ``maps`` unchanged.
+        """
+        b, c = maps.shape[:2]
+        ids = np.zeros(cells.shape, dtype=np.int64)
+        count = 0
+        eight = np.ones((3, 3), dtype=bool)
+        for i, mask in enumerate(cells.cpu().numpy()):
+            lab, n = ndimage.label(mask, structure=eight)
+            ids[i][lab > 0] = lab[lab > 0] + count
+            count += n
+        if count == 0:
+            return maps
+        ids = torch.from_numpy(ids).to(maps.device).flatten()  # (B*X*Y,) 0 = no agent
+        flat = maps.permute(0, 2, 3, 1).reshape(-1, c)
+        total = flat.new_zeros(count + 1, c).index_add_(0, ids, flat)
+        num = flat.new_zeros(count + 1).index_add_(0, ids, torch.ones_like(ids, dtype=flat.dtype))
+        pooled = (total / num.clamp(min=1)[:, None])[ids]
+        pooled = torch.where((ids > 0)[:, None], pooled, flat)
+        return pooled.view(b, *maps.shape[2:], c).permute(0, 3, 1, 2)
 
     def flow_from_output(self, out: torch.Tensor) -> torch.Tensor:
         """``(B, F, 2, X, Y)`` flow (metres) from the ``(B, C, X, Y)`` output (``flow_mode``)."""
