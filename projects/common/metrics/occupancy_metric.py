@@ -121,8 +121,8 @@ class OccupancyMetric(BaseMetric):
       poses;
     * ``warp_track/`` (samples with ``warp_track_occ``, e.g. from an
       ``AerialWorld`` whose moving-agent head tracks agents): the CV-warp
-      with the moving agents tracked between the last two history frames and
-      moved on at constant velocity, a no-learning forecast of the agents.
+      with the moving agents tracked through the history frames and moved on
+      at constant velocity, a no-learning forecast of the agents.
 
     The strongest no-learning baseline of each occupancy metric is the one
     with the highest mean over the steps; ``margin/<metric>@t`` (and

@@ -32,8 +32,8 @@ LEGEND = (
     'frame repeated (pose: constant velocity); CV-warp = the last observed '
     'frame warped by constant-velocity ego motion (from the last two history '
     'poses), its own voxels kept where the warp has no source; CV-warp + '
-    'tracked agents = the CV-warp with every moving agent tracked between the '
-    'last two frames and moved on at its constant velocity (when the model '
+    'tracked agents = the CV-warp with every moving agent tracked through the '
+    'history frames and moved on at its constant velocity (when the model '
     'provides it); plan-warp = the same warp along the planned poses. * marks the strongest baseline of '
     'a metric (highest mean over the steps); "model - X" rows are the '
     "model's margin over it (positive = model better). _visible / _revealed: "
