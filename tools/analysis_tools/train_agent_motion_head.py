@@ -3,7 +3,8 @@
 Usage:
     python tools/analysis_tools/train_agent_motion_head.py CONFIG CHECKPOINT OUT_DIR
         [--iters 400] [--batch-size 4] [--lr 2e-3] [--keep-head] [--reveal-keep]
-        [--cfg-options k=v ...] [--overwrite]
+        [--agent-flow {model,static,tracked,best-stay-go,true}] [--cfg-options k=v ...]
+        [--overwrite]
 
 Loads CHECKPOINT (an ``AerialWorld`` of CONFIG trained to the world stage) with its
 tokenizer, world model and pose branch frozen, trains only ``model.agent_motion`` (a fresh
@@ -12,7 +13,12 @@ with ``--keep-head`` the checkpoint's own head, trained on) for ``--iters`` iter
 train split (AdamW, one-cycle schedule), then evaluates the val split with CONFIG's evaluator.
 ``--iters 0`` evaluates without training; ``--reveal-keep`` makes the reveal gate always keep
 the last frame's column (with an untrained head and ``velocity_prior`` this is the no-learning
-"CV-warp + tracked agents" forecast in the model rows).
+"CV-warp + tracked agents" forecast in the model rows). ``--agent-flow`` replaces the head's
+agent flow in the evaluation, to bound what an agent forecast can add: ``static`` (agents
+stay), ``tracked`` (the tracked constant velocity, no gate; needs ``velocity_prior``),
+``best-stay-go`` (the tracked velocity with, per cell and step, the better of going on and
+stopping chosen by looking at the true future: what a perfect continue gate would reach) and
+``true`` (the true agent flow of the val window: an upper bound of any agent forecast).
 
 This is how the head variants of ``configs/README.md`` ("Which agent forecast") were
 compared: minutes per variant instead of a full two-stage run.
@@ -40,6 +46,24 @@ import projects  # noqa: E402,F401
 from projects.registry import DATASETS, METRICS, MODELS  # noqa: E402
 
 
+AGENT_FLOWS = ('model', 'static', 'tracked', 'best-stay-go', 'true')
+
+
+def best_stay_go(tracked: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The tracked flow where going on ends closer to the truth than stopping, else zero.
+
+    Args:
+        tracked (torch.Tensor): ``(B, F, 2, X, Y)`` constant-velocity displacement (metres).
+        target (torch.Tensor): ``(B, F, 2, X, Y)`` true displacement (metres).
+
+    Returns:
+        torch.Tensor: ``(B, F, 2, X, Y)``: ``tracked`` on the cells and steps where
+        ``|tracked - target| < |target|``, zero elsewhere (an oracle continue gate).
+    """
+    go = (tracked - target).norm(dim=2, keepdim=True) < target.norm(dim=2, keepdim=True)
+    return tracked * go.to(tracked.dtype)
+
+
 def parse_args(argv=None):
     """Command-line arguments (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -54,6 +78,8 @@ def parse_args(argv=None):
                    help="start from the checkpoint's agent_motion weights")
     p.add_argument('--reveal-keep', action='store_true',
                    help="the reveal gate always keeps the last frame's column")
+    p.add_argument('--agent-flow', choices=AGENT_FLOWS, default='model',
+                   help='agent flow used in the evaluation (see the module docstring)')
     p.add_argument('--overwrite', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
@@ -132,6 +158,26 @@ def main(argv=None) -> dict:
             return out
 
         head.forward = keep_forward
+    truth = {}
+    if args.agent_flow != 'model':
+        if args.agent_flow in ('tracked', 'best-stay-go') and not head.velocity_prior:
+            raise ValueError(f'--agent-flow {args.agent_flow} needs '
+                             'model.agent_motion.velocity_prior=True')
+        flow_forward = head.forward
+
+        def replaced_flow(*inputs):
+            out = flow_forward(*inputs)
+            if args.agent_flow == 'static':
+                out['flow'] = torch.zeros_like(out['flow'])
+            elif args.agent_flow == 'tracked':
+                out['flow'] = out['tracked_flow']
+            elif args.agent_flow == 'best-stay-go':
+                out['flow'] = best_stay_go(out['tracked_flow'], truth['flow'])
+            else:
+                out['flow'] = truth['flow'].to(out['flow'].dtype)
+            return out
+
+        head.forward = replaced_flow
     val = DATASETS.build(cfg.val_dataloader.dataset)
     loader = DataLoader(val, batch_size=cfg.val_dataloader.get('batch_size', 4), shuffle=False,
                         num_workers=1, collate_fn=pseudo_collate)
@@ -140,6 +186,14 @@ def main(argv=None) -> dict:
     start = time.time()
     with torch.no_grad():
         for i, batch in enumerate(loader):
+            if args.agent_flow in ('best-stay-go', 'true'):
+                inputs = model.data_preprocessor(batch, False)['inputs']
+                if 'agent_flow' not in inputs:
+                    raise ValueError(f'--agent-flow {args.agent_flow}: the val pipeline of '
+                                     f'{args.config} does not load agent_flow')
+                flow = inputs['agent_flow']
+                truth['flow'] = flow if isinstance(flow, torch.Tensor) else torch.stack(
+                    list(flow))
             metric.process(batch, model.val_step(batch))
             if i == 0:
                 print(f'validation: {len(loader)} batches, projected '
