@@ -10,7 +10,7 @@ motion, with a small spatio-temporal 2-D U-Net, and regresses the future displac
 every cell for every future step. :class:`CopyThroughDecoder` then moves the last frame's
 dynamic voxels by it.
 """
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from scipy import ndimage
 from projects.common.structures.occupancy_warp import (Z_REFERENCES, check_point_cloud_range,
                                                        warp_occupancy)
 from projects.registry import MODELS
+from .copy_decoder import component_mean
 from .pose_codec import PoseCodec
 
 
@@ -100,9 +101,10 @@ class AgentMotionHead(BaseModule):
             track: a constant-velocity motion model (SORT, Bewley et al., ICIP 2016) fitted to
             more than two noisy positions. Its ``(vx, vy, matched)`` maps and the track's speed
             over each of its last ``track_frames - 1`` steps (so a braking or starting agent
-            shows as such) are input channels, and the network's velocity output is added to it (residual on the
-            kinematic prior, as the pose branch's ``pose_residual``): the untrained head
-            forecasts every tracked agent at constant velocity. Defaults to False.
+            shows as such) are input channels, and the network's velocity output is added to
+            it (residual on the kinematic prior, as the pose branch's ``pose_residual``): the
+            untrained head forecasts every tracked agent at constant velocity. Defaults to
+            False.
         static_classes (Sequence[int], optional): Classes that never move (the copy-through
             decoder's ``static_classes``); the others except free are tracked. Needed by
             ``velocity_prior``. Defaults to None.
@@ -307,9 +309,9 @@ class AgentMotionHead(BaseModule):
             x = torch.cat([x, last[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
         if self.velocity_prior:
             cols = [int((keep == c).nonzero()) for c in self.tracked_classes]
-            n = min(self.track_frames, h)
-            x = torch.cat([x, self.track_velocity([o[..., cols] for o in observed[h - n:]],
-                                                   rels[h - n:]).to(x.dtype)], dim=1)
+            n = self.track_frames  # <= num_history == h (checked above)
+            tracks = self.track_velocity([o[..., cols] for o in observed[h - n:]], rels[h - n:])
+            x = torch.cat([x, tracks.to(x.dtype)], dim=1)
         return x
 
     @torch.no_grad()
@@ -497,10 +499,7 @@ class AgentMotionHead(BaseModule):
             return maps
         ids = torch.from_numpy(ids).to(maps.device).flatten()  # (B*X*Y,) 0 = no agent
         flat = maps.permute(0, 2, 3, 1).reshape(-1, c)
-        total = flat.new_zeros(count + 1, c).index_add_(0, ids, flat)
-        num = flat.new_zeros(count + 1).index_add_(0, ids, torch.ones_like(ids, dtype=flat.dtype))
-        pooled = (total / num.clamp(min=1)[:, None])[ids]
-        pooled = torch.where((ids > 0)[:, None], pooled, flat)
+        pooled = torch.where((ids > 0)[:, None], component_mean(flat, ids, count), flat)
         return pooled.view(b, *maps.shape[2:], c).permute(0, 3, 1, 2)
 
     def flow_from_output(self, out: torch.Tensor) -> torch.Tensor:

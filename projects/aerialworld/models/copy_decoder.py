@@ -290,10 +290,23 @@ class CopyThroughDecoder(nn.Module):
                 count += n
         bi, xi, yi, zi = index
         comp = torch.from_numpy(ids).to(voxel_flow.device)[bi, xi, yi, zi]  # (N,) in 1..count
-        flat = voxel_flow.flatten(1)
-        total = flat.new_zeros(count + 1, flat.shape[1]).index_add_(0, comp, flat)
-        num = flat.new_zeros(count + 1).index_add_(0, comp, torch.ones_like(comp, dtype=flat.dtype))
-        return (total / num.clamp(min=1)[:, None])[comp].view_as(voxel_flow)
+        return component_mean(voxel_flow.flatten(1), comp, count).view_as(voxel_flow)
+
+
+def component_mean(values: torch.Tensor, ids: torch.Tensor, count: int) -> torch.Tensor:
+    """Replace each row by the mean of the rows with the same component id.
+
+    Args:
+        values (torch.Tensor): ``(N, C)`` float.
+        ids (torch.Tensor): ``(N,)`` long component ids in ``[0, count]``.
+        count (int): Largest id.
+
+    Returns:
+        torch.Tensor: ``(N, C)``, differentiable in ``values``.
+    """
+    total = values.new_zeros(count + 1, values.shape[1]).index_add_(0, ids, values)
+    num = values.new_zeros(count + 1).index_add_(0, ids, torch.ones_like(ids, dtype=values.dtype))
+    return (total / num.clamp(min=1)[:, None])[ids]
 
 
 def build_copy_decoder(cfg: dict, **filled) -> nn.Module:
