@@ -452,6 +452,32 @@ def test_continue_gate_targets_and_eval_gating():
                         point_cloud_range=rng, continue_gate=True)
 
 
+def test_motion_state_does_not_undo_the_continue_gate():
+    """With both gates, an agent classified as moving but stopped by the continue gate stays
+    (the motion state used to re-apply itself to the ungated flow, dropping the continue
+    gate's decisions at evaluation)."""
+    from projects.aerialworld.models.agent_motion import AgentMotionHead
+    rng = [-20.0, -20.0, -5.0, 20.0, 20.0, 25.0]
+    head = AgentMotionHead(num_classes=10, free_label=9, num_history=2, num_future=2,
+                           point_cloud_range=rng, channels=8, flow_mode='kinematic',
+                           velocity_prior=True, static_classes=[0, 1, 2, 3, 4, 5],
+                           continue_gate=True, flow_residual=False, motion_state=True)
+    occ = torch.full((1, 2, 50, 50, 30), 9, dtype=torch.uint8)
+    occ[0, 1, 10:15, 20:22, 1:3] = 6  # a car +2 cells (1.6 m) along x per frame
+    occ[0, 0, 8:13, 20:22, 1:3] = 6
+    head.eval()
+    for layer in (head.state_out, head.continue_out):
+        torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.constant_(head.state_out.bias, 5.0)  # every cell moves
+    torch.nn.init.constant_(head.continue_out.bias, torch.tensor(5.0))
+    head.continue_out.bias.data[1] = -5.0  # goes on at step 1, stops at step 2
+    flow = head(occ, torch.zeros(1, 2, 4))['flow']
+    assert torch.allclose(flow[0, 0, 0, 12, 21], torch.tensor(1.6))
+    assert not flow[0, 1, :, 12, 21].any()
+    torch.nn.init.constant_(head.state_out.bias, -5.0)  # nothing moves: no flow at all
+    assert not head(occ, torch.zeros(1, 2, 4))['flow'].any()
+
+
 def test_agent_mean_pools_each_agent():
     """Per-agent mean of per-cell maps (continue gate): by hand, and gradients reach every
     cell of the agent."""

@@ -470,7 +470,7 @@ class AgentMotionHead(BaseModule):
             state = self.state_out(d1)[:, 0]  # (B, X, Y) moving logit
             out['state_logits'] = state
             if not self.training:  # cells classified as not moving keep their place
-                out['flow'] = flow * (state > 0).to(flow.dtype)[:, None, None]
+                out['flow'] = out['flow'] * (state > 0).to(flow.dtype)[:, None, None]
         if self.reveal_gate:
             out['gate_logits'] = self.gate_out(d1)
         return out
