@@ -469,11 +469,54 @@ class AerialWorld(BaseModel):
                 losses.update(head.continue_loss(out['continue_logits'], flow, out['tracked'],
                                                  target, mask))
         if gate is not None and occ.shape[1] >= hist + fut:
-            rel = codec.accumulate(codec.step_motion(poses)[:, hist - 1:hist - 1 + fut])
-            target, mask = head.gate_targets(occ[:, hist - 1], occ[:, hist:hist + fut], rel,
-                                             self.copy_decoder._dynamic_lut)
+            if head.reveal_target == 'rollout' and self.train_stage in ('world', 'joint'):
+                target, mask = self._rollout_gate_targets(occ, frame_motion)
+            else:
+                rel = codec.accumulate(codec.step_motion(poses)[:, hist - 1:hist - 1 + fut])
+                target, mask = head.gate_targets(occ[:, hist - 1], occ[:, hist:hist + fut],
+                                                 rel, self.copy_decoder._dynamic_lut)
             losses.update(head.gate_loss(gate, target, mask))
         return losses
+
+    @torch.no_grad()
+    def _rollout_gate_targets(self, occ: torch.Tensor, frame_motion: torch.Tensor) -> tuple:
+        """Reveal-gate targets from this model's own rollout of the training windows
+        (``agent_motion.reveal_target='rollout'``; see
+        :meth:`AgentMotionHead.rollout_gate_targets`). The rollout and its decoding are the
+        ones of :meth:`predict` (own ego motion, ``seen_classes_only``), in eval mode and
+        without gradients.
+
+        Args:
+            occ (torch.Tensor): ``(B, T, X, Y, Z)`` window, ``T >= num_history + num_future``.
+            frame_motion (torch.Tensor): ``(B, T, D)`` per-frame ego motion.
+
+        Returns:
+            tuple: ``target`` and ``weight``, each ``(B, F, X, Y)`` float.
+        """
+        hist, fut = self.num_history, self.num_future
+        was_training = self.training
+        self.eval()
+        try:
+            history = occ[:, :hist]
+            tokens, motion = self.rollout(history, frame_motion[:, :hist], fut)
+            fill = self._decode_tokens(tokens, self._seen_classes(history))
+            if isinstance(fill, tuple):
+                fill = fill[1]
+            last = history[:, -1].to(torch.uint8)
+            tokens_last = self._tokenize_sequence(last[:, None])[:, 0]
+            keep, fill, revealed = self.copy_decoder.reveal_candidates(
+                last, tokens_last, tokens, fill, motion)
+        finally:
+            self.train(was_training)
+        return self.agent_motion.rollout_gate_targets(
+            keep, fill, revealed, occ[:, hist:hist + fut], self.copy_decoder._dynamic_lut)
+
+    def _seen_classes(self, occ_history: torch.Tensor) -> Optional[torch.Tensor]:
+        """``(B, C)`` bool classes present in ``(B, H, X, Y, Z)`` (``seen_classes_only``),
+        else None (plain arg-max decoding)."""
+        if not self.seen_classes_only:
+            return None
+        return F.one_hot(occ_history.long().flatten(1), self.num_classes).any(1)
 
     @torch.no_grad()
     def rollout(self, occ_history: torch.Tensor, motion_history: torch.Tensor,
@@ -566,8 +609,8 @@ class AerialWorld(BaseModel):
         to_copy = decoded = self._decode_tokens(tokens) if self.agent_motion is None else None
         if self.agent_motion is not None:
             # the classes observed in the history: new space is decoded among them
-            if self.seen_classes_only:
-                seen = F.one_hot(occ_history.long().flatten(1), self.num_classes).any(1)
+            seen = self._seen_classes(occ_history)
+            if seen is not None:
                 decoded, to_copy = self._decode_tokens(tokens, allowed=seen)
             else:
                 decoded = to_copy = self._decode_tokens(tokens)

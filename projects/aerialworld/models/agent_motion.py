@@ -28,6 +28,7 @@ from .pose_codec import PoseCodec
 
 
 FLOW_MODES = ('per_step', 'kinematic')
+REVEAL_TARGETS = ('exact', 'rollout')
 
 
 @MODELS.register_module()
@@ -122,6 +123,16 @@ class AgentMotionHead(BaseModule):
             acceleration are added to the tracked velocity. False: no learned flow, the
             tracked constant velocity is used as it is (only the gates learn). Defaults to
             True.
+        reveal_target (str): Target of the reveal gate. ``'exact'``: "the static part of the
+            true future column equals the last frame's column" (:meth:`gate_targets`; needs
+            only the window). ``'rollout'``: in the world and joint stages, the model's own
+            rollout of the training window is decoded as at inference and the gate learns,
+            per revealed column, which of the two fills has fewer voxels of wrong occupancy
+            against the true future, each column weighted by the difference
+            (:meth:`rollout_gate_targets`; cost-sensitive classification, the costs being the
+            column's IoU errors), so it keeps the last column where this run's decoder fills
+            worse and decodes where the decoder is better. The tokenizer stage (no world model
+            yet) uses ``'exact'``. Defaults to ``'exact'``.
         track_radius (float | Sequence[float]): Largest centroid displacement (metres per
             step) of an association, one for all tracked classes or one per tracked class
             (in class order; e.g. the class's top speed times the frame interval plus a
@@ -158,6 +169,7 @@ class AgentMotionHead(BaseModule):
                  track_frames: Optional[int] = None,
                  continue_gate: bool = False,
                  flow_residual: bool = True,
+                 reveal_target: str = 'exact',
                  loss_gate: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
                                         loss_weight=1.0),
                  init_cfg: Optional[dict] = None) -> None:
@@ -211,6 +223,10 @@ class AgentMotionHead(BaseModule):
         norm = dict(type='GN', num_groups=8)
         act = dict(type='ReLU', inplace=True)
         self.reveal_gate = bool(reveal_gate)
+        if reveal_target not in REVEAL_TARGETS:
+            raise ValueError(f'agent_motion.reveal_target must be one of {REVEAL_TARGETS}, got '
+                             f'{reveal_target!r}')
+        self.reveal_target = reveal_target
         in_ch = self.num_history * self.num_classes
         if self.reveal_gate:
             in_ch += self.num_history * (self.num_classes - 1) + 4
@@ -604,9 +620,45 @@ class AgentMotionHead(BaseModule):
             targets.append((gt == last).all(-1))
         return torch.stack(targets, 1).float(), torch.stack(masks, 1)
 
+    @torch.no_grad()
+    def rollout_gate_targets(self, keep: torch.Tensor, fill: torch.Tensor,
+                             revealed: torch.Tensor, occ_future: torch.Tensor,
+                             dynamic_lut: torch.Tensor) -> tuple:
+        """Cost-sensitive targets of the reveal gate from a decoded rollout
+        (``reveal_target='rollout'``).
+
+        Per future step and revealed column, the occupancy errors (voxels whose
+        occupied / free state differs from the static part of the true future column) of
+        the two fills the gate chooses between: ``e_keep`` of the last frame's column and
+        ``e_fill`` of the decoded one. Target "keep" where ``e_keep <= e_fill``, weight
+        ``|e_keep - e_fill|`` (voxels): a column where both fills are equally good does not
+        train the gate, one where they differ by many voxels counts that much (the expected
+        IoU cost of the wrong choice).
+
+        Args:
+            keep (torch.Tensor): ``(B, X, Y, Z)`` uint8 last frame without agents.
+            fill (torch.Tensor): ``(B, F, X, Y, Z)`` uint8 decoded fill per step.
+            revealed (torch.Tensor): ``(B, F, X, Y)`` bool columns the gate decides.
+            occ_future (torch.Tensor): ``(B, F, X, Y, Z)`` true future labels.
+            dynamic_lut (torch.Tensor): ``(256,)`` bool, True for the moving classes (free
+                in the targets: the agent flow handles them).
+
+        Returns:
+            tuple: ``target`` ``(B, F, X, Y)`` float in ``{0, 1}`` and ``weight``
+            ``(B, F, X, Y)`` float (zero outside ``revealed``).
+        """
+        free = self.free_label
+        truth = (occ_future != free) & ~dynamic_lut[occ_future.long()]
+        e_keep = ((keep != free)[:, None] != truth).sum(-1)
+        e_fill = ((fill != free) != truth).sum(-1)
+        target = (e_keep <= e_fill).float()
+        weight = (e_keep - e_fill).abs().float() * revealed
+        return target, weight
+
     def _masked_bce(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
-        """``loss_gate`` of ``logits`` vs ``target`` (same shape) averaged over ``mask`` (bool),
-        and the accuracy of the 0.5 decision there (no gradient)."""
+        """``loss_gate`` of ``logits`` vs ``target`` (same shape) averaged over ``mask`` (bool,
+        or float weights), and the (weighted) accuracy of the 0.5 decision there (no
+        gradient)."""
         weight = mask.to(logits.dtype)
         loss = self.loss_gate(logits.flatten(), target.flatten(), weight=weight.flatten(),
                               avg_factor=weight.sum().clamp(min=1.0))
@@ -621,11 +673,12 @@ class AgentMotionHead(BaseModule):
         Args:
             logits (torch.Tensor): ``(B, F, X, Y)`` gate logits.
             target (torch.Tensor): ``(B, F, X, Y)`` float targets (:meth:`gate_targets`).
-            mask (torch.Tensor): ``(B, F, X, Y)`` bool revealed cells.
+            mask (torch.Tensor): ``(B, F, X, Y)`` bool revealed cells, or float weights
+                (:meth:`rollout_gate_targets`).
 
         Returns:
             dict[str, torch.Tensor]: ``loss_reveal_gate`` and ``reveal_gate_acc`` (accuracy
-            of the 0.5 decision on the revealed cells).
+            of the 0.5 decision on the revealed cells, weighted like the loss).
         """
         loss, acc = self._masked_bce(logits, target, mask)
         return dict(loss_reveal_gate=loss, reveal_gate_acc=acc)

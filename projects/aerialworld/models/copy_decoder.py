@@ -176,7 +176,7 @@ class CopyThroughDecoder(nn.Module):
         # the dynamic voxels of the last frame: batch, x, y, z index and label
         bi, xi, yi, zi = dynamic.nonzero(as_tuple=True)
         labels = occ_last[bi, xi, yi, zi]
-        rng, stride = self.point_cloud_range, self.stride
+        rng = self.point_cloud_range
         size = [(rng[k + 3] - rng[k]) / n for k, n in enumerate((nx, ny))]
         cx = rng[0] + (xi.float() + 0.5) * size[0]
         cy = rng[1] + (yi.float() + 0.5) * size[1]
@@ -190,18 +190,74 @@ class CopyThroughDecoder(nn.Module):
                     self._warp_static(static_last, rel[:, f], static_last), rel[:, f], labels,
                     (bi, xi, yi, zi), cx, cy, voxel_flow[:, f]))
                 continue
-            dec = decoded[:, f]
-            out = torch.where(self._dynamic_lut[dec.long()], torch.full_like(dec, free), dec)
-            if self.same_position:
-                same = (tokens[:, f] == tokens_last).repeat_interleave(stride, 1)
-                same = same.repeat_interleave(stride, 2)[:, :nx, :ny, None]
-                out = torch.where(same, static_last, out)
+            out = self._static_fill(static_last, tokens_last, tokens[:, f], decoded[:, f])
             if fill_gate is not None:
                 out = torch.where(fill_gate[:, f, :, :, None], static_last, out)
             out = self._warp_static(static_last, rel[:, f], out)
             frames.append(self._move_agents(out, rel[:, f], labels, (bi, xi, yi, zi), cx, cy,
                                             voxel_flow[:, f]))
         return torch.stack(frames, dim=1)
+
+    def _static_fill(self, static_last: torch.Tensor, tokens_last: torch.Tensor,
+                     tokens: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """What one step's decoding puts where the static warp has no source (before the
+        reveal gate): the decoded labels without dynamic classes, and with ``same_position``
+        the last frame's static voxels under tokens predicted unchanged.
+
+        Args:
+            static_last (torch.Tensor): ``(B, X, Y, Z)`` uint8, the last frame without agents.
+            tokens_last (torch.Tensor): ``(B, h, w)`` long codes of the last frame.
+            tokens (torch.Tensor): ``(B, h, w)`` long predicted codes of the step.
+            decoded (torch.Tensor): ``(B, X, Y, Z)`` uint8 decoding of ``tokens``.
+
+        Returns:
+            torch.Tensor: ``(B, X, Y, Z)`` uint8.
+        """
+        nx, ny = static_last.shape[1:3]
+        out = torch.where(self._dynamic_lut[decoded.long()],
+                          torch.full_like(decoded, self.free_label), decoded)
+        if self.same_position:
+            same = (tokens == tokens_last).repeat_interleave(self.stride, 1)
+            same = same.repeat_interleave(self.stride, 2)[:, :nx, :ny, None]
+            out = torch.where(same, static_last, out)
+        return out
+
+    @torch.no_grad()
+    def reveal_candidates(self, occ_last: torch.Tensor, tokens_last: torch.Tensor,
+                          tokens: torch.Tensor, decoded: torch.Tensor,
+                          motion: torch.Tensor) -> tuple:
+        """The two fills the reveal gate chooses between, per step, and where it chooses.
+
+        Args:
+            occ_last (torch.Tensor): ``(B, X, Y, Z)`` uint8 labels of the last history frame.
+            tokens_last (torch.Tensor): ``(B, h, w)`` long codes of that frame.
+            tokens (torch.Tensor): ``(B, F, h, w)`` long predicted codes.
+            decoded (torch.Tensor): ``(B, F, X, Y, Z)`` uint8 decoding of ``tokens``.
+            motion (torch.Tensor): ``(B, F, D)`` the rollout's per-step ego motion.
+
+        Returns:
+            tuple: ``keep`` ``(B, X, Y, Z)`` uint8 (the last frame's static voxels, the
+            gate's "keep" fill), ``fill`` ``(B, F, X, Y, Z)`` uint8 (the decoded fill,
+            :meth:`_static_fill`) and ``revealed`` ``(B, F, X, Y)`` bool (columns the warp by
+            ``motion`` has no source for: where the gate decides).
+
+        Raises:
+            ValueError: Without ``static_classes``.
+        """
+        if self._dynamic_lut is None:
+            raise ValueError('CopyThroughDecoder: the reveal gate needs '
+                             'copy_decode.static_classes (which classes move)')
+        free = self.free_label
+        keep = torch.where(self._dynamic_lut[occ_last.long()], torch.full_like(occ_last, free),
+                           occ_last)
+        rel = self.codec.accumulate(motion)
+        fills, revealed = [], []
+        for f in range(tokens.shape[1]):
+            fills.append(self._static_fill(keep, tokens_last, tokens[:, f], decoded[:, f]))
+            _, valid = warp_occupancy(keep, rel[:, f], self.point_cloud_range, free,
+                                      self.z_reference)
+            revealed.append(~valid.any(-1))
+        return keep, torch.stack(fills, 1), torch.stack(revealed, 1)
 
     def _warp_static(self, static_last: torch.Tensor, rel: torch.Tensor,
                      fill: torch.Tensor) -> torch.Tensor:
