@@ -140,16 +140,17 @@ def test_gate_targets_by_hand():
 
 
 def test_rollout_gate_targets_by_hand():
-    """Cost-sensitive reveal-gate targets: keep where the last column has no more wrong
-    voxels than the decoded fill, weighted by the difference; agents do not count."""
+    """Cost-sensitive reveal-gate targets: keep where the last column's IoU cost (missed
+    voxels + 0.6 x false ones) is no higher than the decoded fill's, weighted by the
+    difference; agents do not count."""
     head = _model().agent_motion
     keep = torch.full((1, 10, 10, 6), FREE, dtype=torch.uint8)
     keep[..., 0] = 0  # flat ground
     fill = keep[:, None].clone()
     truth = keep[:, None].clone()
     truth[0, 0, 9, 0, 1:3] = 1  # a 2-voxel building the last frame does not have at (9, 0)
-    fill[0, 0, 9, 0, 1:4] = 1  # the decoder has it, one voxel too tall: 1 error vs 2
-    fill[0, 0, 9, 1, 0] = FREE  # the decoder loses the ground at (9, 1): 1 error vs 0
+    fill[0, 0, 9, 0, 1:4] = 1  # the decoder has it, one voxel too tall: cost 0.6 vs 2 missed
+    fill[0, 0, 9, 1, 0] = FREE  # the decoder loses the ground at (9, 1): cost 1 vs 0
     fill[0, 0, 9, 2, 0] = 1  # (9, 2): a label change of an occupied voxel costs nothing
     truth[0, 0, 9, 3, 1] = VEHICLE  # an agent in the truth is free for the gate
     lut = torch.zeros(256, dtype=torch.bool)
@@ -157,14 +158,14 @@ def test_rollout_gate_targets_by_hand():
     revealed = torch.zeros(1, 1, 10, 10, dtype=torch.bool)
     revealed[0, 0, 9] = True
     target, weight = head.rollout_gate_targets(keep, fill, revealed, truth, lut)
-    assert target[0, 0, 9, 0] == 0 and weight[0, 0, 9, 0] == 1.0  # decode: 1 error < 2
-    assert target[0, 0, 9, 1] == 1 and weight[0, 0, 9, 1] == 1.0  # keep: 0 errors < 1
+    assert target[0, 0, 9, 0] == 0 and weight[0, 0, 9, 0] == pytest.approx(1.4)  # decode
+    assert target[0, 0, 9, 1] == 1 and weight[0, 0, 9, 1] == 1.0  # keep
     assert weight[0, 0, 9, 2] == 0 and weight[0, 0, 9, 3] == 0  # ties do not train it
     assert weight[0, 0, :9].sum() == 0  # only revealed columns
     logits = torch.zeros(1, 1, 10, 10)
     logits[0, 0, 9, 0] = -3.0  # right on (9, 0), undecided on (9, 1)
     losses = head.gate_loss(logits, target, weight)
-    expected = (math.log1p(math.exp(-3.0)) + math.log(2.0)) / 2
+    expected = (1.4 * math.log1p(math.exp(-3.0)) + math.log(2.0)) / 2.4
     assert torch.isclose(losses['loss_reveal_gate'], torch.tensor(expected), atol=1e-5)
 
 

@@ -1,11 +1,13 @@
 """AerialWorld models: VQ-VAE occupancy tokenizer, causal world transformer, forecast head,
-pose codec, copy-through decoder, agent motion head, data preprocessor and the top model."""
+pose codec, copy-through decoder, agent motion head, reveal chooser, data preprocessor and
+the top model."""
 from .aerialworld import AerialWorld
 from .agent_motion import AgentMotionHead
 from .copy_decoder import CopyThroughDecoder
 from .data_preprocessor import OccupancyDataPreprocessor
 from .forecast_head import OccForecastHead
 from .pose_codec import PoseCodec
+from .reveal_chooser import RevealChooser
 from .token_cache import TokenCache
 from .vector_quantizer import VectorQuantizer
 from .vqvae import OccVQVAE
@@ -14,5 +16,5 @@ from .world_transformer import MultiScaleSpatialMixer, OccWorldTransformer, Worl
 __all__ = [
     'AerialWorld', 'AgentMotionHead', 'OccVQVAE', 'VectorQuantizer', 'OccWorldTransformer',
     'MultiScaleSpatialMixer', 'WorldBlock', 'OccForecastHead', 'PoseCodec',
-    'CopyThroughDecoder', 'TokenCache', 'OccupancyDataPreprocessor'
+    'CopyThroughDecoder', 'TokenCache', 'OccupancyDataPreprocessor', 'RevealChooser'
 ]

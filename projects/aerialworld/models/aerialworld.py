@@ -28,6 +28,7 @@ from .copy_decoder import build_copy_decoder
 from .forecast_head import DEFAULT_HEAD
 from .pose_codec import POSE_MODES, PoseCodec
 from .pretrained import check_pretrained_init
+from .reveal_chooser import reveal_choice_targets
 from .token_cache import TokenCache
 
 STAGES = ('tokenizer', 'world', 'joint')
@@ -95,6 +96,12 @@ class AerialWorld(BaseModel):
             learned: a class the scene never showed is not generated in new space). False
             gives it the plain arg-max decoding (to measure the rule's effect). Defaults to
             True.
+        reveal_chooser (dict, optional): :class:`RevealChooser` config (needs
+            ``agent_motion``): in the copy-through decoding, newly revealed columns are kept
+            from the last frame or decoded by a learned choice that sees both candidates
+            (instead of the head's reveal gate alone), trained in the world and joint stages
+            on the model's own decoded rollouts of the training windows
+            (``loss_reveal_choice``). Defaults to None.
         token_cache (dict, optional): :class:`TokenCache` arguments (``cache_dir``...): in the
             ``'world'`` stage the frozen tokenizer's codes are read from the cache instead of
             re-encoding every frame at every step. Defaults to None (no cache).
@@ -123,6 +130,7 @@ class AerialWorld(BaseModel):
                  copy_decode: Optional[dict] = None,
                  agent_motion: Optional[dict] = None,
                  seen_classes_only: bool = True,
+                 reveal_chooser: Optional[dict] = None,
                  tokenizer_ckpt: Optional[str] = None,
                  token_cache: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = dict(
@@ -205,6 +213,13 @@ class AerialWorld(BaseModel):
             token_stride=self.tokenizer.stride, pose_mode=pose_mode)
         self.seen_classes_only = bool(seen_classes_only)
         self.agent_motion = None
+        self.reveal_chooser = None
+        if reveal_chooser is not None and agent_motion is None:
+            raise ValueError('reveal_chooser needs agent_motion (the choice is made in its '
+                             'static / dynamic decomposed decoding)')
+        if reveal_chooser is not None:
+            self.reveal_chooser = MODELS.build(dict(dict(type='RevealChooser'),
+                                                    **dict(reveal_chooser)))
         if agent_motion is not None:
             if self.copy_decoder is None or \
                     getattr(self.copy_decoder, 'static_classes', None) is None:
@@ -440,7 +455,34 @@ class AerialWorld(BaseModel):
             losses.update(self._world_losses(occ, poses))
         if self.agent_motion is not None:
             losses.update(self._agent_motion_losses(occ, poses, inputs))
+        if self.reveal_chooser is not None and self.train_stage in ('world', 'joint') and \
+                occ.shape[1] >= self.num_history + self.num_future and self._chooser_turn():
+            losses.update(self._reveal_choice_loss(occ, poses))
         return losses
+
+    def _chooser_turn(self) -> bool:
+        """Whether ``reveal_chooser`` trains at this iteration (its ``interval``; always
+        outside a runner)."""
+        from mmengine.logging import MessageHub
+        hub = MessageHub.get_current_instance()
+        it = hub.get_info('iter') if hub is not None else None
+        return it is None or int(it) % self.reveal_chooser.interval == 0
+
+    def _reveal_choice_loss(self, occ: torch.Tensor, poses: torch.Tensor) -> dict:
+        """``loss_reveal_choice`` of ``reveal_chooser`` on the decoded rollout of the
+        window's history (:meth:`_rollout_candidates`)."""
+        hist = self.num_history
+        frame_motion = self.pose_codec.frame_motion(poses)
+        keep, fill, revealed = self._rollout_candidates(occ, frame_motion)
+        with torch.no_grad():
+            prior = self.agent_motion(occ[:, :hist], frame_motion[:, :hist]).get('gate_logits')
+            prior = None if prior is None else self._extend_steps(
+                prior[:, :, None], fill.shape[1])[:, :, 0]
+            target, weight = reveal_choice_targets(
+                keep, fill, revealed, occ[:, hist:hist + self.num_future],
+                self.copy_decoder._dynamic_lut, self.free_label, self.reveal_chooser.fp_weight)
+        feats = self.reveal_chooser.features(keep, fill, prior, self.free_label)
+        return self.reveal_chooser.loss(self.reveal_chooser(feats), target, weight)
 
     def _agent_motion_losses(self, occ: torch.Tensor, poses: torch.Tensor,
                              inputs: dict) -> dict:
@@ -494,6 +536,17 @@ class AerialWorld(BaseModel):
             tuple: ``target`` and ``weight``, each ``(B, F, X, Y)`` float.
         """
         hist, fut = self.num_history, self.num_future
+        keep, fill, revealed = self._rollout_candidates(occ, frame_motion)
+        return self.agent_motion.rollout_gate_targets(
+            keep, fill, revealed, occ[:, hist:hist + fut], self.copy_decoder._dynamic_lut)
+
+    @torch.no_grad()
+    def _rollout_candidates(self, occ: torch.Tensor, frame_motion: torch.Tensor) -> tuple:
+        """The two fills of newly revealed space in this model's rollout of a window's
+        history, decoded as in :meth:`predict` (own ego motion, ``seen_classes_only``; eval
+        mode, no gradients): :meth:`CopyThroughDecoder.reveal_candidates` ``(keep, fill,
+        revealed)``."""
+        hist, fut = self.num_history, self.num_future
         was_training = self.training
         self.eval()
         try:
@@ -504,12 +557,9 @@ class AerialWorld(BaseModel):
                 fill = fill[1]
             last = history[:, -1].to(torch.uint8)
             tokens_last = self._tokenize_sequence(last[:, None])[:, 0]
-            keep, fill, revealed = self.copy_decoder.reveal_candidates(
-                last, tokens_last, tokens, fill, motion)
+            return self.copy_decoder.reveal_candidates(last, tokens_last, tokens, fill, motion)
         finally:
             self.train(was_training)
-        return self.agent_motion.rollout_gate_targets(
-            keep, fill, revealed, occ[:, hist:hist + fut], self.copy_decoder._dynamic_lut)
 
     def _seen_classes(self, occ_history: torch.Tensor) -> Optional[torch.Tensor]:
         """``(B, C)`` bool classes present in ``(B, H, X, Y, Z)`` (``seen_classes_only``),
@@ -623,7 +673,14 @@ class AerialWorld(BaseModel):
                 fields['warp_track_occ'] = self.copy_decoder.warp_with_agents(
                     last.to(torch.uint8), track_motion, out['tracked_flow'])
             if gate is not None:
-                gate = self._extend_steps(gate[:, :, None], tokens.shape[1])[:, :, 0] > 0
+                gate = self._extend_steps(gate[:, :, None], tokens.shape[1])[:, :, 0]
+            if self.reveal_chooser is not None:
+                keep, fill, _ = self.copy_decoder.reveal_candidates(
+                    last.to(torch.uint8), tokens_last, tokens, to_copy, motion)
+                gate = self.reveal_chooser(self.reveal_chooser.features(
+                    keep, fill, gate, self.free_label))
+            if gate is not None:
+                gate = gate > 0
         pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, to_copy, motion,
                                  agent_flow=flow, fill_gate=gate)
         return dict(pred_occ=pred, decoded_pred_occ=decoded, **fields)

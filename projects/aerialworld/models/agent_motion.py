@@ -25,6 +25,7 @@ from projects.common.structures.occupancy_warp import (Z_REFERENCES, check_point
 from projects.registry import MODELS
 from .copy_decoder import component_mean
 from .pose_codec import PoseCodec
+from .reveal_chooser import reveal_choice_targets
 
 
 FLOW_MODES = ('per_step', 'kinematic')
@@ -127,8 +128,9 @@ class AgentMotionHead(BaseModule):
             true future column equals the last frame's column" (:meth:`gate_targets`; needs
             only the window). ``'rollout'``: in the world and joint stages, the model's own
             rollout of the training window is decoded as at inference and the gate learns,
-            per revealed column, which of the two fills has fewer voxels of wrong occupancy
-            against the true future, each column weighted by the difference
+            per revealed column, which of the two fills has the lower IoU cost against the
+            true future (missed voxels plus 0.6 times false ones), each column weighted by
+            the difference
             (:meth:`rollout_gate_targets`; cost-sensitive classification, the costs being the
             column's IoU errors), so it keeps the last column where this run's decoder fills
             worse and decodes where the decoder is better. The tokenizer stage (no world model
@@ -627,13 +629,9 @@ class AgentMotionHead(BaseModule):
         """Cost-sensitive targets of the reveal gate from a decoded rollout
         (``reveal_target='rollout'``).
 
-        Per future step and revealed column, the occupancy errors (voxels whose
-        occupied / free state differs from the static part of the true future column) of
-        the two fills the gate chooses between: ``e_keep`` of the last frame's column and
-        ``e_fill`` of the decoded one. Target "keep" where ``e_keep <= e_fill``, weight
-        ``|e_keep - e_fill|`` (voxels): a column where both fills are equally good does not
-        train the gate, one where they differ by many voxels counts that much (the expected
-        IoU cost of the wrong choice).
+        :func:`~projects.aerialworld.models.reveal_chooser.reveal_choice_targets`: target
+        "keep" where the last frame's column has no higher IoU cost (missed voxels plus 0.6
+        times false ones) than the decoded fill, weighted by the difference.
 
         Args:
             keep (torch.Tensor): ``(B, X, Y, Z)`` uint8 last frame without agents.
@@ -647,13 +645,8 @@ class AgentMotionHead(BaseModule):
             tuple: ``target`` ``(B, F, X, Y)`` float in ``{0, 1}`` and ``weight``
             ``(B, F, X, Y)`` float (zero outside ``revealed``).
         """
-        free = self.free_label
-        truth = (occ_future != free) & ~dynamic_lut[occ_future.long()]
-        e_keep = ((keep != free)[:, None] != truth).sum(-1)
-        e_fill = ((fill != free) != truth).sum(-1)
-        target = (e_keep <= e_fill).float()
-        weight = (e_keep - e_fill).abs().float() * revealed
-        return target, weight
+        return reveal_choice_targets(keep, fill, revealed, occ_future, dynamic_lut,
+                                     self.free_label)
 
     def _masked_bce(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
         """``loss_gate`` of ``logits`` vs ``target`` (same shape) averaged over ``mask`` (bool,
