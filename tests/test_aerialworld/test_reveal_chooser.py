@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from aerialworld_model_helpers import TINY_CLASSES, synthetic_batch, tiny_model_cfg
+from test_agent_motion import _model as agent_model
 from projects.aerialworld.models.reveal_chooser import (FEATURES, RevealChooser,
                                                         reveal_choice_targets)
 from projects.registry import MODELS
@@ -78,14 +79,8 @@ def test_untrained_chooser_is_the_prior_and_learns_the_cheaper_fill():
 
 
 def _model(**chooser):
-    cfg = tiny_model_cfg(
-        train_stage='world',
-        copy_decode=dict(point_cloud_range=RANGE, static_classes=[0, 1]),
-        agent_motion=dict(point_cloud_range=RANGE, channels=8, reveal_gate=True),
-        reveal_chooser=dict(channels=8, **chooser))
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
+    """The tiny agent-motion model of test_agent_motion.py with a chooser."""
+    return agent_model(reveal_chooser=dict(channels=8, **chooser))
 
 
 def test_model_trains_the_chooser_on_its_rollout_and_predicts_with_it():
