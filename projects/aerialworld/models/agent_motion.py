@@ -130,11 +130,10 @@ class AgentMotionHead(BaseModule):
             rollout of the training window is decoded as at inference and the gate learns,
             per revealed column, which of the two fills has the lower IoU cost against the
             true future (missed voxels plus 0.6 times false ones), each column weighted by
-            the difference
-            (:meth:`rollout_gate_targets`; cost-sensitive classification, the costs being the
-            column's IoU errors), so it keeps the last column where this run's decoder fills
-            worse and decodes where the decoder is better. The tokenizer stage (no world model
-            yet) uses ``'exact'``. Defaults to ``'exact'``.
+            the difference (:meth:`rollout_gate_targets`; cost-sensitive classification, the
+            costs being the column's IoU errors), so it keeps the last column where this
+            run's decoder fills worse and decodes where the decoder is better. The tokenizer
+            stage (no world model yet) uses ``'exact'``. Defaults to ``'exact'``.
         track_radius (float | Sequence[float]): Largest centroid displacement (metres per
             step) of an association, one for all tracked classes or one per tracked class
             (in class order; e.g. the class's top speed times the frame interval plus a

@@ -198,6 +198,11 @@ class CopyThroughDecoder(nn.Module):
                                             voxel_flow[:, f]))
         return torch.stack(frames, dim=1)
 
+    def _without_agents(self, occ: torch.Tensor) -> torch.Tensor:
+        """``occ`` (uint8 labels, any shape) with the dynamic classes set to free."""
+        return torch.where(self._dynamic_lut[occ.long()], torch.full_like(occ, self.free_label),
+                           occ)
+
     def _static_fill(self, static_last: torch.Tensor, tokens_last: torch.Tensor,
                      tokens: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
         """What one step's decoding puts where the static warp has no source (before the
@@ -214,8 +219,7 @@ class CopyThroughDecoder(nn.Module):
             torch.Tensor: ``(B, X, Y, Z)`` uint8.
         """
         nx, ny = static_last.shape[1:3]
-        out = torch.where(self._dynamic_lut[decoded.long()],
-                          torch.full_like(decoded, self.free_label), decoded)
+        out = self._without_agents(decoded)
         if self.same_position:
             same = (tokens == tokens_last).repeat_interleave(self.stride, 1)
             same = same.repeat_interleave(self.stride, 2)[:, :nx, :ny, None]
@@ -248,8 +252,7 @@ class CopyThroughDecoder(nn.Module):
             raise ValueError('CopyThroughDecoder: the reveal gate needs '
                              'copy_decode.static_classes (which classes move)')
         free = self.free_label
-        keep = torch.where(self._dynamic_lut[occ_last.long()], torch.full_like(occ_last, free),
-                           occ_last)
+        keep = self._without_agents(occ_last)
         rel = self.codec.accumulate(motion)
         fills, revealed = [], []
         for f in range(tokens.shape[1]):
