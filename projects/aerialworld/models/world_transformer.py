@@ -52,11 +52,39 @@ class _Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, L, d) -> (N, L, d)``."""
+        return self.step(x)[0]
+
+    def step(self, x: torch.Tensor, past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+             ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """Attention of new positions over the cached keys / values and their own.
+
+        The incremental decoding of autoregressive transformers (the key / value cache of
+        Transformer-XL / GPT-2 generation): positions ``P .. P + L - 1`` attend to the
+        ``P`` cached ones and, causally, to each other, which equals :meth:`forward` on the
+        whole sequence restricted to the new rows.
+
+        Args:
+            x (torch.Tensor): ``(N, L, d)`` the new positions.
+            past (tuple, optional): Cached ``(k, v)``, each ``(N, heads, P, d / heads)``
+                (None: no earlier positions).
+
+        Returns:
+            tuple: ``(N, L, d)`` output and the updated cache ``(k, v)`` ``(N, heads,
+            P + L, d / heads)``.
+        """
         n, length, d = x.shape
         qkv = self.qkv(x).reshape(n, length, 3, self.num_heads, d // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (N, heads, L, d/heads)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
-        return self.proj(out.transpose(1, 2).reshape(n, length, d))
+        mask, causal = None, self.causal
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+            if self.causal and length > 1:  # new row i sees the past and new rows <= i
+                p = k.shape[2] - length
+                mask = torch.ones(length, p + length, dtype=torch.bool,
+                                  device=x.device).tril(p)
+            causal = False
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.proj(out.transpose(1, 2).reshape(n, length, d)), (k, v)
 
 
 class MultiScaleSpatialMixer(nn.Module):
@@ -139,14 +167,29 @@ class WorldBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, h, w, d) -> (B, T, h, w, d)``."""
+        return self.step(x)[0]
+
+    def step(self, x: torch.Tensor, past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+             ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """The block on new frames that follow cached ones (see :meth:`_Attention.step`):
+        the temporal attention reads the cache, spatial mixing and MLP act per frame.
+
+        Args:
+            x (torch.Tensor): ``(B, T_new, h, w, d)`` the new frames.
+            past (tuple, optional): The temporal attention's cache of the earlier frames.
+
+        Returns:
+            tuple: ``(B, T_new, h, w, d)`` and the updated cache.
+        """
         b, t, h, w, d = x.shape
         seq = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
-        seq = seq + self.drop(self.temporal(self.norm_t(seq)))
+        att, cache = self.temporal.step(self.norm_t(seq), past)
+        seq = seq + self.drop(att)
         x = seq.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4)
         frames = x.reshape(b * t, h, w, d)
         frames = frames + self.drop(self.spatial(self.norm_s(frames)))
         frames = frames + self.drop(self.mlp(self.norm_m(frames)))
-        return frames.reshape(b, t, h, w, d)
+        return frames.reshape(b, t, h, w, d), cache
 
 
 @MODELS.register_module()
@@ -455,6 +498,15 @@ class OccWorldTransformer(BaseModule):
         Raises:
             ValueError: On bad shapes, ``T > max_frames`` or a missing codebook.
         """
+        self._check_inputs(tokens, ego_motion)
+        x = self._embed(tokens, ego_motion, codebook, 0)
+        for block in self.blocks:
+            x = block(x)
+        return self._outputs(x, tokens, ego_motion, next_motion)
+
+    def _check_inputs(self, tokens: torch.Tensor, ego_motion: torch.Tensor) -> None:
+        """Raise ValueError unless ``tokens`` is ``(B, T, h, w)`` with ``T <= max_frames``
+        and ``ego_motion`` ``(B, T, pose_dims)``."""
         if tokens.dim() != 4 or tuple(tokens.shape[2:]) != self.token_grid:
             raise ValueError(f'OccWorldTransformer: tokens must be (B, T, '
                              f'{self.token_grid[0]}, {self.token_grid[1]}) (token_grid), got '
@@ -466,6 +518,12 @@ class OccWorldTransformer(BaseModule):
         if ego_motion.shape != (b, t, self.pose_dims):
             raise ValueError(f'OccWorldTransformer: ego_motion must be ({b}, {t}, '
                              f'{self.pose_dims}), got {tuple(ego_motion.shape)}')
+
+    def _embed(self, tokens: torch.Tensor, ego_motion: torch.Tensor,
+               codebook: Optional[torch.Tensor], start: int) -> torch.Tensor:
+        """Input embedding ``(B, T, h, w, d)`` of frames ``start .. start + T - 1`` of the
+        window (their temporal embedding), see :meth:`forward` for the arguments."""
+        t = tokens.shape[1]
         if self.token_embed == 'table':
             x = self.embed(tokens.long())
         else:
@@ -473,17 +531,28 @@ class OccWorldTransformer(BaseModule):
                 raise ValueError("OccWorldTransformer: token_embed='codebook' needs the "
                                  'codebook argument')
             x = self.embed(F.embedding(tokens.long(), codebook.detach()))
-        x = x + self.spatial_embed + self.temporal_embed[:, :t]
-        x = x + self.pose_encoder(ego_motion.to(x.dtype))[:, :, None, None, :]
-        for block in self.blocks:
-            x = block(x)
+        x = x + self.spatial_embed + self.temporal_embed[:, start:start + t]
+        return x + self.pose_encoder(ego_motion.to(x.dtype))[:, :, None, None, :]
+
+    def _outputs(self, x: torch.Tensor, tokens: torch.Tensor, ego_motion: torch.Tensor,
+                 next_motion: Optional[torch.Tensor],
+                 window_motion: Optional[torch.Tensor] = None
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token logits and next motion of the last ``T`` frames of a window, whose
+        last-block features are ``x`` ``(B, T, h, w, d)``. Per frame they need that frame
+        only, except the :meth:`observed_acceleration` of ``pose_envelope``, taken from
+        ``window_motion`` ``(B, T_all, D)`` (the whole window's motion; None: the window
+        is these ``T`` frames). See :meth:`forward` for the other arguments."""
+        b, t = tokens.shape[:2]
         x = self.norm_out(x)
         logits = self.head(x).permute(0, 1, 4, 2, 3)
         raw = self.pose_decoder(x.mean(dim=(2, 3)))
         if self.pose_residual:
             cur = ego_motion.to(raw.dtype)
-            accel = (self.observed_acceleration(cur) if self.pose_envelope is not None
-                     else None)
+            accel = None
+            if self.pose_envelope is not None:
+                full = cur if window_motion is None else window_motion.to(raw.dtype)
+                accel = self.observed_acceleration(full)[:, -t:]
             motion = self.residual_motion(cur, raw, accel)
         else:
             motion = self.decode_motion(raw)
@@ -507,7 +576,7 @@ class OccWorldTransformer(BaseModule):
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, ego_motion: torch.Tensor,
                  codebook: Optional[torch.Tensor], num_future: int,
-                 planned_motion: Optional[torch.Tensor] = None):
+                 planned_motion: Optional[torch.Tensor] = None, use_cache: bool = True):
         """Greedy autoregressive rollout over the last ``max_frames`` frames of the window.
 
         Each step appends the arg-max codes of the last frame's logits and the motion of the
@@ -520,12 +589,18 @@ class OccWorldTransformer(BaseModule):
             codebook (torch.Tensor, optional): ``(K, code_dim)`` (``token_embed='codebook'``).
             num_future (int): Steps ``F``.
             planned_motion (torch.Tensor, optional): ``(B, F, D)``. Defaults to None.
+            use_cache (bool): When the rollout fits in ``max_frames``, run each new frame
+                only through the blocks over cached keys / values of the earlier ones
+                (:meth:`_generate_cached`, same result); False always runs the whole
+                window again (the rollout as it was before the cache). Defaults to True.
 
         Returns:
             tuple: codes ``(B, F, h, w)`` long and motion ``(B, F, D)`` float.
         """
         motion = ego_motion.float()
         max_t = self.max_frames
+        if use_cache and tokens.shape[1] + num_future - 1 <= max_t:
+            return self._generate_cached(tokens, motion, codebook, num_future, planned_motion)
         pred_tokens, pred_motion = [], []
         for f in range(num_future):
             next_motion = None
@@ -541,4 +616,36 @@ class OccWorldTransformer(BaseModule):
             pred_motion.append(nxt_motion)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
             motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
+        return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
+
+    @torch.no_grad()
+    def _generate_cached(self, tokens: torch.Tensor, motion: torch.Tensor,
+                         codebook: Optional[torch.Tensor], num_future: int,
+                         planned_motion: Optional[torch.Tensor]) -> tuple:
+        """:meth:`generate` when the whole rollout fits in ``max_frames`` (no window to
+        slide): each step runs the blocks on the new frame only, over the cached keys and
+        values of the earlier frames (:meth:`WorldBlock.step`), instead of on the whole
+        window again: ``H + F - 1`` frame passes instead of ``F H + F (F - 1) / 2``. Same
+        arguments and results as :meth:`generate`."""
+        self._check_inputs(tokens, motion)
+        caches = [None] * len(self.blocks)
+        pred_tokens, pred_motion = [], []
+        x = self._embed(tokens, motion, codebook, 0)
+        for f in range(num_future):
+            for i, block in enumerate(self.blocks):
+                x, caches[i] = block.step(x, caches[i])
+            t = tokens.shape[1]
+            next_motion = None
+            if planned_motion is not None:
+                next_motion = planned_motion[:, f:f + 1].float()
+            logits, mot = self._outputs(x[:, -1:], tokens[:, -1:], motion[:, -1:],
+                                        next_motion, motion)
+            nxt = logits[:, -1].argmax(1)
+            nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
+            pred_tokens.append(nxt)
+            pred_motion.append(nxt_motion)
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+            motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
+            if f + 1 < num_future:
+                x = self._embed(nxt[:, None], nxt_motion[:, None], codebook, t)
         return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
