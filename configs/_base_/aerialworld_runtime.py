@@ -11,6 +11,9 @@ custom_hooks = [
     dict(type='TrainStageCheckpointHook'),
     # windows skipped by the dataset (skip_invalid) are counted per epoch
     dict(type='InvalidSampleReportHook'),
+    # fits model.reveal_chooser on the final model's rollouts after the last iteration (only
+    # for models whose reveal_chooser has a fit_cfg; before the last checkpoint is saved)
+    dict(type='RevealChooserFitHook'),
     # warns when the predicted occupancy collapses to all-free / all-occupied
     dict(type='OccupancyCollapseHook', warn_ratio=0.1),
     # GT / prediction / baseline panels of the first validation samples to every vis backend

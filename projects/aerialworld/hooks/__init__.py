@@ -1,4 +1,5 @@
 """projects.aerialworld.hooks: hooks of the AerialWorld system (registered in HOOKS)."""
 from .invalid_sample_report import InvalidSampleReportHook, find_datasets_with_invalid_counter
+from .reveal_chooser_fit import RevealChooserFitHook
 
-__all__ = ['InvalidSampleReportHook', 'find_datasets_with_invalid_counter']
+__all__ = ['InvalidSampleReportHook', 'RevealChooserFitHook', 'find_datasets_with_invalid_counter']

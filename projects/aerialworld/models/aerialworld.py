@@ -99,9 +99,11 @@ class AerialWorld(BaseModel):
         reveal_chooser (dict, optional): :class:`RevealChooser` config (needs
             ``agent_motion``): in the copy-through decoding, newly revealed columns are kept
             from the last frame or decoded by a learned choice that sees both candidates
-            (instead of the head's reveal gate alone), trained in the world and joint stages
-            on the model's own decoded rollouts of the training windows
-            (``loss_reveal_choice``). Defaults to None.
+            (instead of the head's reveal gate alone), trained on the model's own decoded
+            rollouts of the training windows: in the world and joint stages
+            (``loss_reveal_choice``, its ``interval``) and/or once on the final model
+            (its ``fit_cfg``, :class:`~projects.aerialworld.hooks.RevealChooserFitHook`).
+            Defaults to None.
         token_cache (dict, optional): :class:`TokenCache` arguments (``cache_dir``...): in the
             ``'world'`` stage the frozen tokenizer's codes are read from the cache instead of
             re-encoding every frame at every step. Defaults to None (no cache).
@@ -466,23 +468,47 @@ class AerialWorld(BaseModel):
         from mmengine.logging import MessageHub
         hub = MessageHub.get_current_instance()
         it = hub.get_info('iter') if hub is not None else None
-        return it is None or int(it) % self.reveal_chooser.interval == 0
+        interval = self.reveal_chooser.interval
+        return interval > 0 and (it is None or int(it) % interval == 0)
 
     def _reveal_choice_loss(self, occ: torch.Tensor, poses: torch.Tensor) -> dict:
         """``loss_reveal_choice`` of ``reveal_chooser`` on the decoded rollout of the
-        window's history (:meth:`_rollout_candidates`)."""
-        hist = self.num_history
-        frame_motion = self.pose_codec.frame_motion(poses)
-        keep, fill, revealed = self._rollout_candidates(occ, frame_motion)
-        with torch.no_grad():
-            prior = self.agent_motion(occ[:, :hist], frame_motion[:, :hist]).get('gate_logits')
-            prior = None if prior is None else self._extend_steps(
-                prior[:, :, None], fill.shape[1])[:, :, 0]
-            target, weight = reveal_choice_targets(
-                keep, fill, revealed, occ[:, hist:hist + self.num_future],
-                self.copy_decoder._dynamic_lut, self.free_label, self.reveal_chooser.fp_weight)
-        feats = self.reveal_chooser.features(keep, fill, prior, self.free_label)
+        window's history (:meth:`reveal_choice_data`)."""
+        feats, target, weight = self.reveal_choice_data(occ, poses)
         return self.reveal_chooser.loss(self.reveal_chooser(feats), target, weight)
+
+    @torch.no_grad()
+    def reveal_choice_data(self, occ: torch.Tensor, poses: torch.Tensor) -> tuple:
+        """Training data of ``reveal_chooser`` from this model's rollout of windows.
+
+        Args:
+            occ (torch.Tensor): ``(B, T, X, Y, Z)`` windows, ``T >= num_history +
+                num_future``.
+            poses (torch.Tensor): ``(B, T, ...)`` their ego poses.
+
+        Returns:
+            tuple: ``feats`` ``(B, F, C, X, Y)`` (:meth:`RevealChooser.features`),
+            ``target`` and ``weight`` ``(B, F, X, Y)`` (:func:`reveal_choice_targets`).
+
+        Raises:
+            ValueError: Without ``reveal_chooser`` or with too short windows.
+        """
+        hist, fut = self.num_history, self.num_future
+        if self.reveal_chooser is None or occ.shape[1] < hist + fut:
+            raise ValueError(f'AerialWorld.reveal_choice_data needs model.reveal_chooser and '
+                             f'windows of num_history + num_future = {hist + fut} frames, got '
+                             f'{tuple(occ.shape)}')
+        frame_motion = self.pose_codec.frame_motion(poses)
+        keep, fill, revealed, view = self._rollout_candidates(occ, frame_motion)
+        prior = self.agent_motion(occ[:, :hist], frame_motion[:, :hist]).get('gate_logits')
+        prior = None if prior is None else self._extend_steps(
+            prior[:, :, None], fill.shape[1])[:, :, 0]
+        target, weight = reveal_choice_targets(
+            keep, fill, revealed, occ[:, hist:hist + fut], self.copy_decoder._dynamic_lut,
+            self.free_label, self.reveal_chooser.fp_weight)
+        context = (view, revealed) if self.reveal_chooser.context else (None, None)
+        feats = self.reveal_chooser.features(keep, fill, prior, self.free_label, *context)
+        return feats, target, weight
 
     def _agent_motion_losses(self, occ: torch.Tensor, poses: torch.Tensor,
                              inputs: dict) -> dict:
@@ -536,7 +562,7 @@ class AerialWorld(BaseModel):
             tuple: ``target`` and ``weight``, each ``(B, F, X, Y)`` float.
         """
         hist, fut = self.num_history, self.num_future
-        keep, fill, revealed = self._rollout_candidates(occ, frame_motion)
+        keep, fill, revealed, _ = self._rollout_candidates(occ, frame_motion)
         return self.agent_motion.rollout_gate_targets(
             keep, fill, revealed, occ[:, hist:hist + fut], self.copy_decoder._dynamic_lut)
 
@@ -545,7 +571,7 @@ class AerialWorld(BaseModel):
         """The two fills of newly revealed space in this model's rollout of a window's
         history, decoded as in :meth:`predict` (own ego motion, ``seen_classes_only``; eval
         mode, no gradients): :meth:`CopyThroughDecoder.reveal_candidates` ``(keep, fill,
-        revealed)``."""
+        revealed, view)``."""
         hist, fut = self.num_history, self.num_future
         was_training = self.training
         self.eval()
@@ -675,10 +701,11 @@ class AerialWorld(BaseModel):
             if gate is not None:
                 gate = self._extend_steps(gate[:, :, None], tokens.shape[1])[:, :, 0]
             if self.reveal_chooser is not None:
-                keep, fill, _ = self.copy_decoder.reveal_candidates(
+                keep, fill, revealed, view = self.copy_decoder.reveal_candidates(
                     last.to(torch.uint8), tokens_last, tokens, to_copy, motion)
+                context = (view, revealed) if self.reveal_chooser.context else (None, None)
                 gate = self.reveal_chooser(self.reveal_chooser.features(
-                    keep, fill, gate, self.free_label))
+                    keep, fill, gate, self.free_label, *context))
             if gate is not None:
                 gate = gate > 0
         pred = self.copy_decoder(last.to(torch.uint8), tokens_last, tokens, to_copy, motion,

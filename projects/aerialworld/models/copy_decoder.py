@@ -242,8 +242,11 @@ class CopyThroughDecoder(nn.Module):
         Returns:
             tuple: ``keep`` ``(B, X, Y, Z)`` uint8 (the last frame's static voxels, the
             gate's "keep" fill), ``fill`` ``(B, F, X, Y, Z)`` uint8 (the decoded fill,
-            :meth:`_static_fill`) and ``revealed`` ``(B, F, X, Y)`` bool (columns the warp by
-            ``motion`` has no source for: where the gate decides).
+            :meth:`_static_fill`), ``revealed`` ``(B, F, X, Y)`` bool (columns the warp by
+            ``motion`` has no source for: where the gate decides) and ``view`` ``(B, F, X,
+            Y, Z)`` uint8 (the static forecast with every revealed column kept: the warped
+            last frame where it has a source, ``keep`` elsewhere; the context around the
+            revealed columns).
 
         Raises:
             ValueError: Without ``static_classes``.
@@ -254,13 +257,14 @@ class CopyThroughDecoder(nn.Module):
         free = self.free_label
         keep = self._without_agents(occ_last)
         rel = self.codec.accumulate(motion)
-        fills, revealed = [], []
+        fills, revealed, views = [], [], []
         for f in range(tokens.shape[1]):
             fills.append(self._static_fill(keep, tokens_last, tokens[:, f], decoded[:, f]))
-            _, valid = warp_occupancy(keep, rel[:, f], self.point_cloud_range, free,
-                                      self.z_reference)
+            warped, valid = warp_occupancy(keep, rel[:, f], self.point_cloud_range, free,
+                                           self.z_reference)
             revealed.append(~valid.any(-1))
-        return keep, torch.stack(fills, 1), torch.stack(revealed, 1)
+            views.append(torch.where(valid, warped, keep))
+        return keep, torch.stack(fills, 1), torch.stack(revealed, 1), torch.stack(views, 1)
 
     def _warp_static(self, static_last: torch.Tensor, rel: torch.Tensor,
                      fill: torch.Tensor) -> torch.Tensor:
