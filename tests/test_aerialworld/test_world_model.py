@@ -38,15 +38,15 @@ def test_transformer_is_causal(spatial_mode):
         assert not torch.equal(logits2[:, t + 1:], logits[:, t + 1:])
 
 
-
 @pytest.mark.parametrize('overrides', [
     dict(),
     dict(spatial_mode='conv', copy_prior=6.0, copy_warp_range=[-20, -20, 20, 20],
          pose_residual=True, pose_envelope=1.0)])
 def test_generate_with_key_value_cache_equals_full_window_rollout(overrides):
     """The cached rollout (new frame only through the blocks) gives the same codes and
-    motion as running the whole window at every step (``use_cache=False``), with and without a plan; a rollout
-    longer than max_frames slides the window (no cache) and still runs."""
+    motion as running the whole window at every step (``use_cache=False``), with and
+    without a plan; a rollout longer than max_frames slides the window (no cache) and still
+    runs."""
     torch.manual_seed(0)
     net = _transformer(max_frames=10, **overrides)
     with torch.no_grad():  # weights far from init so that every path matters
