@@ -83,7 +83,7 @@ model = dict(
     # choice runs after it and sees both candidate columns (the last frame's and the decoded
     # one) and, context=True, the forecast around the revealed columns. It is fitted once,
     # after the last iteration, on the final model's own decoded rollouts of 256 training
-    # windows with IoU-cost-sensitive targets (fit_cfg; RevealChooserFitHook, ~2 min here);
+    # windows with IoU-cost-sensitive targets (fit_cfg; RevealChooserFitHook, ~3 min here);
     # interval=0: not trained in the loop, where it saw a model still changing and measured
     # far weaker (configs/README.md, tenth session).
     reveal_chooser=dict(interval=0, context=True, fit_cfg=dict()),

@@ -591,7 +591,7 @@ class OccWorldTransformer(BaseModule):
             planned_motion (torch.Tensor, optional): ``(B, F, D)``. Defaults to None.
             use_cache (bool): When the rollout fits in ``max_frames``, run each new frame
                 only through the blocks over cached keys / values of the earlier ones
-                (:meth:`_generate_cached`, same result); False always runs the whole
+                (:meth:`WorldBlock.step`, same result); False always runs the whole
                 window again (the rollout as it was before the cache). Defaults to True.
 
         Returns:
@@ -599,53 +599,38 @@ class OccWorldTransformer(BaseModule):
         """
         motion = ego_motion.float()
         max_t = self.max_frames
-        if use_cache and tokens.shape[1] + num_future - 1 <= max_t:
-            return self._generate_cached(tokens, motion, codebook, num_future, planned_motion)
+        # key / value cache when the rollout fits in max_frames (no window to slide): each
+        # step runs the blocks on the new frame only, over the cached keys and values of the
+        # earlier frames (WorldBlock.step): H + F - 1 frame passes instead of
+        # F H + F (F - 1) / 2, same result
+        cached = use_cache and tokens.shape[1] + num_future - 1 <= max_t
+        if cached:
+            self._check_inputs(tokens, motion)
+            caches = [None] * len(self.blocks)
+            x = self._embed(tokens, motion, codebook, 0)
         pred_tokens, pred_motion = [], []
         for f in range(num_future):
-            next_motion = None
-            if planned_motion is not None:
-                # the motion that follows each frame of the window; the last is the plan's
-                next_motion = torch.cat([motion[:, 1:], planned_motion[:, f:f + 1].float()],
-                                        dim=1)[:, -max_t:]
-            logits, mot = self(tokens[:, -max_t:], motion[:, -max_t:], codebook,
-                               next_motion=next_motion)
+            if cached:
+                for i, block in enumerate(self.blocks):
+                    x, caches[i] = block.step(x, caches[i])
+                next_motion = None if planned_motion is None else \
+                    planned_motion[:, f:f + 1].float()
+                logits, mot = self._outputs(x[:, -1:], tokens[:, -1:], motion[:, -1:],
+                                            next_motion, motion)
+            else:
+                next_motion = None
+                if planned_motion is not None:
+                    # the motion that follows each frame of the window; the last is the plan's
+                    next_motion = torch.cat([motion[:, 1:], planned_motion[:, f:f + 1].float()],
+                                            dim=1)[:, -max_t:]
+                logits, mot = self(tokens[:, -max_t:], motion[:, -max_t:], codebook,
+                                   next_motion=next_motion)
             nxt = logits[:, -1].argmax(1)
             nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
             pred_tokens.append(nxt)
             pred_motion.append(nxt_motion)
+            if cached and f + 1 < num_future:
+                x = self._embed(nxt[:, None], nxt_motion[:, None], codebook, tokens.shape[1])
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
             motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
-        return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
-
-    @torch.no_grad()
-    def _generate_cached(self, tokens: torch.Tensor, motion: torch.Tensor,
-                         codebook: Optional[torch.Tensor], num_future: int,
-                         planned_motion: Optional[torch.Tensor]) -> tuple:
-        """:meth:`generate` when the whole rollout fits in ``max_frames`` (no window to
-        slide): each step runs the blocks on the new frame only, over the cached keys and
-        values of the earlier frames (:meth:`WorldBlock.step`), instead of on the whole
-        window again: ``H + F - 1`` frame passes instead of ``F H + F (F - 1) / 2``. Same
-        arguments and results as :meth:`generate`."""
-        self._check_inputs(tokens, motion)
-        caches = [None] * len(self.blocks)
-        pred_tokens, pred_motion = [], []
-        x = self._embed(tokens, motion, codebook, 0)
-        for f in range(num_future):
-            for i, block in enumerate(self.blocks):
-                x, caches[i] = block.step(x, caches[i])
-            t = tokens.shape[1]
-            next_motion = None
-            if planned_motion is not None:
-                next_motion = planned_motion[:, f:f + 1].float()
-            logits, mot = self._outputs(x[:, -1:], tokens[:, -1:], motion[:, -1:],
-                                        next_motion, motion)
-            nxt = logits[:, -1].argmax(1)
-            nxt_motion = mot[:, -1] if planned_motion is None else planned_motion[:, f].float()
-            pred_tokens.append(nxt)
-            pred_motion.append(nxt_motion)
-            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-            motion = torch.cat([motion, nxt_motion[:, None]], dim=1)
-            if f + 1 < num_future:
-                x = self._embed(nxt[:, None], nxt_motion[:, None], codebook, t)
         return torch.stack(pred_tokens, 1), torch.stack(pred_motion, 1)
