@@ -11,13 +11,14 @@ custom_hooks = [
     dict(type='TrainStageCheckpointHook'),
     # windows skipped by the dataset (skip_invalid) are counted per epoch
     dict(type='InvalidSampleReportHook'),
-    # fits model.reveal_chooser on the final model's rollouts after the last iteration (only
-    # for models whose reveal_chooser has a fit_cfg; before the last checkpoint is saved)
-    dict(type='RevealChooserFitHook'),
     # warns when the predicted occupancy collapses to all-free / all-occupied
     dict(type='OccupancyCollapseHook', warn_ratio=0.1),
     # GT / prediction / baseline panels of the first validation samples to every vis backend
     dict(type='OccupancyVisualizationHook', max_samples=2, draw_3d=True),
+    # (last in the list: `custom_hooks.6` stays the visualization hook in commands)
+    # fits model.reveal_chooser on the final model's rollouts after the last iteration (only
+    # for models whose reveal_chooser has a fit_cfg; before the last checkpoint is saved)
+    dict(type='RevealChooserFitHook'),
 ]
 # Grid (point_cloud_range, voxel_size), classes and palette come from the dataset's metainfo
 # (the index written by the converter), so the panels always use the grid of the data.
