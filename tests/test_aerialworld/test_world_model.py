@@ -69,8 +69,8 @@ def test_generate_with_key_value_cache_equals_full_window_rollout(overrides):
     x = torch.randn(1, 6, 5, 5, net.d_model)
     block = net.blocks[0]
     for split in (5, 4):
-        _, cache = block.step(x[:, :split])
-        new, cache = block.step(x[:, split:], cache)
+        _, cache = block(x[:, :split], use_cache=True)
+        new, cache = block(x[:, split:], cache, use_cache=True)
         assert torch.allclose(new, block(x)[:, split:], atol=1e-5)
         assert cache[0].shape[2] == 6
     codes, _ = net.generate(tokens, motion, None, 8)  # 4 + 7 > max_frames: sliding window

@@ -165,21 +165,22 @@ class WorldBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, h, w, d) -> (B, T, h, w, d)``."""
-        return self.step(x)[0]
-
-    def step(self, x: torch.Tensor, past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-             ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """The block on new frames that follow cached ones (see :meth:`_Attention.step`):
-        the temporal attention reads the cache, spatial mixing and MLP act per frame.
+    def forward(self, x: torch.Tensor,
+                past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+                use_cache: bool = False):
+        """``(B, T, h, w, d) -> (B, T, h, w, d)``; with a key / value cache, the block on new
+        frames that follow cached ones (see :meth:`_Attention.step`): the temporal attention
+        reads the cache, spatial mixing and MLP act per frame. (One ``forward``, so that a
+        wrapper such as FSDP, which gathers the weights in ``__call__``, sees every use.)
 
         Args:
-            x (torch.Tensor): ``(B, T_new, h, w, d)`` the new frames.
+            x (torch.Tensor): ``(B, T_new, h, w, d)`` the (new) frames.
             past (tuple, optional): The temporal attention's cache of the earlier frames.
+            use_cache (bool): Also return the updated cache. Defaults to False.
 
         Returns:
-            tuple: ``(B, T_new, h, w, d)`` and the updated cache.
+            torch.Tensor | tuple: ``(B, T_new, h, w, d)``, and with ``use_cache`` the
+            updated cache.
         """
         b, t, h, w, d = x.shape
         seq = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, d)
@@ -189,7 +190,8 @@ class WorldBlock(nn.Module):
         frames = x.reshape(b * t, h, w, d)
         frames = frames + self.drop(self.spatial(self.norm_s(frames)))
         frames = frames + self.drop(self.mlp(self.norm_m(frames)))
-        return frames.reshape(b, t, h, w, d), cache
+        out = frames.reshape(b, t, h, w, d)
+        return (out, cache) if use_cache else out
 
 
 @MODELS.register_module()
@@ -591,7 +593,7 @@ class OccWorldTransformer(BaseModule):
             planned_motion (torch.Tensor, optional): ``(B, F, D)``. Defaults to None.
             use_cache (bool): When the rollout fits in ``max_frames``, run each new frame
                 only through the blocks over cached keys / values of the earlier ones
-                (:meth:`WorldBlock.step`, same result); False always runs the whole
+                (:meth:`WorldBlock.forward`, same result); False always runs the whole
                 window again (the rollout as it was before the cache). Defaults to True.
 
         Returns:
@@ -601,7 +603,7 @@ class OccWorldTransformer(BaseModule):
         max_t = self.max_frames
         # key / value cache when the rollout fits in max_frames (no window to slide): each
         # step runs the blocks on the new frame only, over the cached keys and values of the
-        # earlier frames (WorldBlock.step): H + F - 1 frame passes instead of
+        # earlier frames (WorldBlock with use_cache): H + F - 1 frame passes instead of
         # F H + F (F - 1) / 2, same result
         cached = use_cache and tokens.shape[1] + num_future - 1 <= max_t
         if cached:
@@ -612,7 +614,7 @@ class OccWorldTransformer(BaseModule):
         for f in range(num_future):
             if cached:
                 for i, block in enumerate(self.blocks):
-                    x, caches[i] = block.step(x, caches[i])
+                    x, caches[i] = block(x, caches[i], use_cache=True)
                 next_motion = None if planned_motion is None else \
                     planned_motion[:, f:f + 1].float()
                 logits, mot = self._outputs(x[:, -1:], tokens[:, -1:], motion[:, -1:],
