@@ -47,6 +47,7 @@ def _options(num_workers):
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
         'val_dataloader.dataset.max_windows=1', 'custom_hooks.6.max_samples=0',
         'default_hooks.logger.interval=1', 'log_processor.window_size=1',
+        'model.reveal_chooser.fit_cfg.steps=20',  # the final chooser fit, shortened
     ]
 
 
